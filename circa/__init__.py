@@ -1,0 +1,1 @@
+"""circa: FPGA accelerator generator for compressed neural networks."""

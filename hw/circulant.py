@@ -1,0 +1,339 @@
+"""The block-circulant matrix-vector engine: ``y_i = IFFT( sum_j FFT(w_ij) * FFT(x_j) )``.
+
+Dataflow (``L = lanes`` output blocks in parallel)::
+
+    i_x ─► RealFFT ─┬─────────────────────► X_j ─┐    weights[l][g*q + j]
+                    └► spectrum buffer[j] ─► X_j ─┴─► L lanes of (k/2+1) complex MACs
+                                                        │ (last j of a group)
+    o_y ◄─ narrow(out_shift) ◄─ RealIFFT ◄─ narrow(shift) ◄─ result bank, one lane a beat
+
+Each input block is transformed once. While the first group of ``L`` output blocks
+is computed, spectra go straight from the FFT to the MACs and into the spectrum buffer;
+the later groups read them back. So an MVM takes about ``ceil(p/L) * q`` cycles, plus
+pipeline latency, and every multiplier of the MAC array does useful work each cycle of a
+large layer. Spectra are accumulated exactly; there is one IFFT per output block.
+
+Weight memory ``l`` holds, at address ``g*q + j``, the spectrum of block
+``(g*L + l, j)`` in halfcomplex order (see :mod:`circa.numerics`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from circa import numerics as nx
+from circa.hw.fft import RealFFT, RealIFFT, check_block_size, check_width, pipeline_latency
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Hardware parameters of a block-circulant engine (generator parameters, not program).
+
+    ``max_q`` input blocks fit in the spectrum buffer; each lane's weight memory holds
+    ``weight_depth`` spectra, so a ``p x q``-block matrix fits if
+    ``ceil(p / lanes) * q <= weight_depth``.
+    """
+    k: int = 16
+    lanes: int = 2
+    data_width: int = 16
+    weight_width: int = 16
+    fft_width: int = 18
+    ifft_width: int = 18
+    max_q: int = 64
+    weight_depth: int = 1024
+
+    def __post_init__(self):
+        check_block_size(self.k)
+        if not isinstance(self.lanes, int) or not 1 <= self.lanes <= 64:
+            raise ValueError(f"lanes must be an integer from 1 to 64, not {self.lanes!r}")
+        check_width("FFT width", self.fft_width)
+        check_width("IFFT width", self.ifft_width)
+        check_width("weight width", self.weight_width)
+        check_width("data width", self.data_width, hi=min(self.fft_width, self.ifft_width))
+        for name in ("max_q", "weight_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 1 << 16:
+                raise ValueError(f"{name} must be an integer from 1 to 65536, not {value!r}")
+        if self.max_q > self.weight_depth:
+            raise ValueError(f"max_q ({self.max_q}) cannot exceed weight_depth "
+                             f"({self.weight_depth}): one lane holds a whole row of blocks")
+
+    @property
+    def fft_out_width(self) -> int:
+        return min(self.data_width + self.k.bit_length() - 1, self.fft_width)
+
+    @property
+    def acc_width(self) -> int:
+        return nx.accumulator_width(self.fft_out_width, self.weight_width, self.max_q)
+
+    @property
+    def max_p(self) -> int:
+        return self.lanes * self.weight_depth
+
+    @property
+    def mac_multipliers(self) -> int:
+        """Real multipliers in the MAC array: bins 0 and k/2 take one, the others four."""
+        return self.lanes * (4 * (self.k // 2 - 1) + 2)
+
+    def check_matrix(self, p: int, q: int, shift: int = 0, out_shift: int = 0):
+        """Raise ``ValueError`` if a ``p x q``-block matrix or its shifts do not fit."""
+        if not 1 <= q <= self.max_q:
+            raise ValueError(f"q = {q} input blocks ({q * self.k} inputs) does not fit: the "
+                             f"spectrum buffer holds max_q = {self.max_q} blocks; build the "
+                             f"engine with a larger max_q or a larger k")
+        groups = -(-p // self.lanes)
+        if p < 1 or groups * q > self.weight_depth:
+            raise ValueError(f"a {p} x {q}-block matrix needs {groups * q} weight words per "
+                             f"lane, more than weight_depth = {self.weight_depth}; use more "
+                             f"lanes, a larger weight_depth or a larger k")
+        if not 0 <= shift < self.acc_width:
+            raise ValueError(f"shift must be from 0 to {self.acc_width - 1}, not {shift}")
+        if not 0 <= out_shift < self.ifft_width:
+            raise ValueError(f"out_shift must be from 0 to {self.ifft_width - 1}, not {out_shift}")
+
+    def check_weights(self, wf: np.ndarray):
+        wf = np.asarray(wf)
+        if wf.ndim != 3 or wf.shape[2] != self.k:
+            raise ValueError(f"weight spectra must have shape (p, q, {self.k}), not {wf.shape}")
+        lo, hi = nx.signed_range(self.weight_width)
+        if wf.size and (wf.min() < lo or wf.max() > hi):
+            raise ValueError(f"weight spectra must fit in {self.weight_width} signed bits "
+                             f"[{lo}, {hi}], found [{wf.min()}, {wf.max()}]")
+
+
+def weight_images(cfg: EngineConfig, wf: np.ndarray) -> np.ndarray:
+    """Lay out weight spectra ``(p, q, k)`` as the lanes' memory images ``(lanes, depth, k)``."""
+    p, q, k = wf.shape
+    cfg.check_matrix(p, q)
+    cfg.check_weights(wf)
+    groups = -(-p // cfg.lanes)
+    padded = np.zeros((groups * cfg.lanes, q, k), dtype=np.int64)
+    padded[:p] = wf
+    image = np.zeros((cfg.lanes, cfg.weight_depth, k), dtype=np.int64)
+    # block (g*L + l, j) -> lane l, address g*q + j
+    image[:, :groups * q] = padded.reshape(groups, cfg.lanes, q, k).transpose(1, 0, 2, 3) \
+                                  .reshape(cfg.lanes, groups * q, k)
+    return image
+
+
+class BlockCirculantEngine(wiring.Component):
+    """Block-circulant MVM engine.
+
+    Ports
+    -----
+    i_x : stream of ``ArrayLayout(signed(data_width), k)``: the ``q`` input blocks.
+    o_y : stream of ``ArrayLayout(signed(data_width), k)``: the ``p`` output blocks, in order.
+    start, p, q, shift, out_shift : a pulse on ``start`` begins an MVM with these values.
+    busy : high from ``start`` until the last output block is taken.
+    w_en, w_lane, w_addr, w_data : weight write port (host loading).
+    cycles, mac_cycles : cycles of the last/current MVM, and cycles the MAC array worked.
+
+    Throughput: one block product per lane per cycle; an MVM takes about
+    ``ceil(p/L) * max(q, L + 8)`` cycles plus ``latency``.
+    """
+
+    def __init__(self, cfg: EngineConfig, weights: np.ndarray | None = None):
+        self._cfg = cfg
+        self._weights = (np.zeros((cfg.lanes, cfg.weight_depth, cfg.k), dtype=np.int64)
+                         if weights is None else np.asarray(weights))
+        if self._weights.shape != (cfg.lanes, cfg.weight_depth, cfg.k):
+            raise ValueError(f"weight image must have shape {(cfg.lanes, cfg.weight_depth, cfg.k)}"
+                             f", not {self._weights.shape}; build it with weight_images()")
+        block = data.ArrayLayout(signed(cfg.data_width), cfg.k)
+        super().__init__({
+            "i_x": In(stream.Signature(block)),
+            "o_y": Out(stream.Signature(block)),
+            "start": In(1),
+            "p": In(range(cfg.max_p + 1)),
+            "q": In(range(cfg.max_q + 1)),
+            "shift": In(range(cfg.acc_width)),
+            "out_shift": In(range(cfg.ifft_width)),
+            "busy": Out(1),
+            "w_en": In(1),
+            "w_lane": In(range(cfg.lanes)),
+            "w_addr": In(range(cfg.weight_depth)),
+            "w_data": In(data.ArrayLayout(signed(cfg.weight_width), cfg.k)),
+            "cycles": Out(32),
+            "mac_cycles": Out(32),
+        })
+
+    cfg = property(lambda self: self._cfg)
+
+    # Issue -> S1 (memory reads) -> S2 (products) -> S3 (complex sums) -> accumulate.
+    MAC_DEPTH = 4
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last MAC issue to its output block leaving, with no stalls."""
+        return self.MAC_DEPTH + pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width)) + 1
+
+    def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
+        """Bit-exact model: ``x (..., q, k)`` and ``wf (p, q, k)`` ints -> ``(..., p, k)`` ints."""
+        cfg = self._cfg
+        x, wf = np.asarray(x, dtype=np.int64), np.asarray(wf, dtype=np.int64)
+        cfg.check_matrix(wf.shape[0], wf.shape[1], shift, out_shift)
+        cfg.check_weights(wf)
+        return nx.circulant_mvm(x, wf, shift, out_shift, k=cfg.k, data_width=cfg.data_width,
+                                fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
+
+    def elaborate(self, platform):
+        cfg, k, L = self._cfg, self._cfg.k, self._cfg.lanes
+        m = Module()
+        m.submodules.fft = fft = RealFFT(k, cfg.data_width, cfg.fft_width)
+        m.submodules.ifft = ifft = RealIFFT(k, cfg.ifft_width)
+        wiring.connect(m, wiring.flipped(self.i_x), fft.i)
+
+        spectra = memory.Memory(shape=fft.o.p.shape(), depth=cfg.max_q, init=[])
+        m.submodules.spectra = spectra
+        spec_w, spec_r = spectra.write_port(), spectra.read_port()
+        weight_rd = []
+        for lane in range(L):
+            mem = memory.Memory(shape=data.ArrayLayout(signed(cfg.weight_width), k),
+                                depth=cfg.weight_depth,
+                                init=[[int(v) for v in word] for word in self._weights[lane]])
+            m.submodules[f"weights{lane}"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.en.eq(self.w_en & (self.w_lane == lane)), wr.addr.eq(self.w_addr),
+                         wr.data.eq(self.w_data)]
+            weight_rd.append(rd)
+
+        # -- run parameters, latched on start ------------------------------------------
+        q = Signal.like(self.q)
+        shift, out_shift = Signal.like(self.shift), Signal.like(self.out_shift)
+        running = Signal()      # issuing MAC tokens
+
+        # -- issue: one token (group g, input block j) per cycle ---------------------------
+        first_group = Signal()
+        j = Signal(range(cfg.max_q))
+        waddr = Signal(range(cfg.weight_depth + 1))
+        last_j = j == q - 1
+        last_token_in_flight = Signal()
+        bank_full = Signal()
+        bank_free = ~bank_full & ~last_token_in_flight
+        source_ok = ~first_group | fft.o.valid
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(running & source_ok & (~last_j | bank_free)),
+            fft.o.ready.eq(running & first_group & (~last_j | bank_free)),
+            spec_w.en.eq(issue & first_group),
+            spec_w.addr.eq(j),
+            spec_w.data.eq(fft.o.p),
+            spec_r.addr.eq(j),
+        ]
+        for rd in weight_rd:
+            m.d.comb += rd.addr.eq(waddr)
+
+        # lanes that hold real output blocks in group g (the last group may be partial)
+        remaining = Signal(range(cfg.max_p + 1))   # p - g*L
+        with m.If(issue):
+            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)), waddr.eq(waddr + 1)]
+            with m.If(last_j):
+                m.d.sync += [first_group.eq(0), remaining.eq(remaining - L)]
+                with m.If(remaining <= L):
+                    m.d.sync += running.eq(0)
+
+        # -- S1: operands arrive from the memories (or the FFT, for the first group) ------
+        s1_valid, s1_first, s1_last, s1_from_fft = Signal(), Signal(), Signal(), Signal()
+        s1_lanes = Signal(range(L + 1))
+        s1_fft = Signal.like(fft.o.p)
+        m.d.sync += [s1_valid.eq(issue), s1_first.eq(j == 0), s1_last.eq(last_j),
+                     s1_from_fft.eq(first_group), s1_fft.eq(fft.o.p),
+                     s1_lanes.eq(Mux(remaining < L, remaining, L))]
+        x = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
+
+        # -- S2: real products; S3: complex sums, exact --------------------------------------
+        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
+        s3_valid, s3_first, s3_last = Signal(), Signal(), Signal()
+        s2_lanes, s3_lanes = Signal.like(s1_lanes), Signal.like(s1_lanes)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+                     s3_valid.eq(s2_valid), s3_first.eq(s2_first), s3_last.eq(s2_last),
+                     s2_lanes.eq(s1_lanes), s3_lanes.eq(s2_lanes)]
+        m.d.comb += last_token_in_flight.eq(s1_valid & s1_last | s2_valid & s2_last |
+                                            s3_valid & s3_last)
+
+        acc_shape = signed(cfg.acc_width)
+        bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
+        bank_lanes = Signal(range(L + 1))
+        for lane in range(L):
+            w = [weight_rd[lane].data[n] for n in range(k)]
+            products = []
+            for n in range(k):
+                # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real
+                # bins 0 and k/2 take one product. Register every product (DSP output reg).
+                if n in (0, k // 2):
+                    terms = [(1, x[n] * w[n])]
+                elif n < k // 2:
+                    terms = [(1, x[n] * w[n]), (-1, x[k - n] * w[k - n])]
+                else:
+                    terms = [(1, x[k - n] * w[n]), (1, x[n] * w[k - n])]
+                regs = []
+                for sign, prod in terms:
+                    r = Signal(signed(len(prod)), name=f"prod{lane}_{n}_{len(regs)}")
+                    m.d.sync += r.eq(prod)
+                    regs.append((sign, r))
+                products.append(regs)
+            acc = []
+            for n in range(k):
+                s = Signal(acc_shape, name=f"sum{lane}_{n}")
+                m.d.sync += s.eq(nx.sum_terms([r for _, r in products[n]],
+                                              [(sign, i) for i, (sign, _) in enumerate(products[n])]))
+                a = Signal(acc_shape, name=f"acc{lane}_{n}")
+                total = Mux(s3_first, 0, a) + s
+                with m.If(s3_valid):
+                    m.d.sync += a.eq(total)
+                    with m.If(s3_last):
+                        m.d.sync += bank[lane][n].eq(total)
+                acc.append(a)
+
+        # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
+        lane_sel = Signal(range(L))
+        with m.If(s3_valid & s3_last):
+            m.d.sync += [bank_full.eq(1), bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
+        with m.Elif(bank_full & ifft.i.ready):
+            m.d.sync += lane_sel.eq(lane_sel + 1)
+            with m.If(lane_sel == bank_lanes - 1):
+                m.d.sync += bank_full.eq(0)
+        m.d.comb += ifft.i.valid.eq(bank_full)
+        for n in range(k):
+            chosen = Signal(acc_shape, name=f"chosen_{n}")
+            with m.Switch(lane_sel):
+                for lane in range(L):
+                    with m.Case(lane):
+                        m.d.comb += chosen.eq(bank[lane][n])
+            m.d.comb += ifft.i.p[n].eq(_narrow_var(chosen, shift, cfg.ifft_width))
+
+        # -- output ----------------------------------------------------------------------
+        m.d.comb += [self.o_y.valid.eq(ifft.o.valid), ifft.o.ready.eq(self.o_y.ready)]
+        for n in range(k):
+            m.d.comb += self.o_y.p[n].eq(_narrow_var(ifft.o.p[n], out_shift, cfg.data_width))
+
+        # -- control and counters ------------------------------------------------------------
+        outputs_left = Signal.like(self.p)
+        m.d.comb += self.busy.eq(outputs_left != 0)
+        with m.If(self.o_y.valid & self.o_y.ready & (outputs_left != 0)):
+            m.d.sync += outputs_left.eq(outputs_left - 1)
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(s3_valid):
+                m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [q.eq(self.q), shift.eq(self.shift), out_shift.eq(self.out_shift),
+                         running.eq(1), first_group.eq(1), j.eq(0),
+                         waddr.eq(0), remaining.eq(self.p), outputs_left.eq(self.p),
+                         self.cycles.eq(0), self.mac_cycles.eq(0)]
+        return m
+
+
+def _narrow_var(v, s, width: int):
+    """:func:`circa.numerics.narrow` by a run-time shift ``s``: round half up, saturate.
+
+    ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``, so one
+    barrel shifter serves, with no special case for ``s == 0``.
+    """
+    shifted = (((v << 1) >> s) + 1) >> 1
+    lo, hi = nx.signed_range(width)
+    return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))

@@ -1,0 +1,177 @@
+"""Fully pipelined real FFT and inverse real FFT: one ``k``-sample block per cycle.
+
+Both are built from a plan in :mod:`circa.numerics` (the same plan the golden model
+interprets), one pipeline level per butterfly step and two per twiddle step (products,
+then sum/round/saturate), so an 18x18 multiplier feeds a register directly.
+
+Back-pressure stalls the whole pipeline: every register advances when the output is
+empty or being taken (``advance = ~o.valid | o.ready``), and ``i.ready = advance``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from circa import numerics as nx
+
+
+def check_block_size(k):
+    if k not in nx.BLOCK_SIZES:
+        raise ValueError(f"FFT size k must be a power of 2 from 4 to 64, not {k!r}")
+
+
+def check_width(name, value, lo=2, hi=nx.MAX_OPERAND_WIDTH):
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi} "
+                         f"(multiplier operands are at most {nx.MAX_OPERAND_WIDTH} bits), "
+                         f"not {value!r}")
+
+
+def narrow_hw(v, s: int, width: int):
+    """Gates for :func:`circa.numerics.narrow`; the clamp only where the value can overflow."""
+    v = nx.round_shift(v, s)
+    if v.shape().width <= width:
+        return v
+    lo, hi = nx.signed_range(width)
+    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+
+
+def pipeline_latency(plan: list) -> int:
+    """Register levels of a plan: one per butterfly step, two per twiddle step."""
+    return sum({nx.Butterfly: 1, nx.Twiddle: 2}.get(type(step), 0) for step in plan)
+
+
+class PlanPipeline(wiring.Component):
+    """A plan of :mod:`circa.numerics` as a stall-all pipeline.
+
+    Ports
+    -----
+    i : stream of ``ArrayLayout(signed(in_width), k)``, one block per beat.
+    o : stream of ``ArrayLayout(signed(out_width), k)``.
+
+    Latency ``self.latency`` cycles; throughput one block per cycle.
+    """
+
+    def __init__(self, plan: list, k: int, in_width: int, out_width: int):
+        self._plan = plan
+        self._k = k
+        self._in_width = in_width
+        self._out_width = out_width
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(signed(in_width), k))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(out_width), k))),
+        })
+
+    k = property(lambda self: self._k)
+    in_width = property(lambda self: self._in_width)
+    out_width = property(lambda self: self._out_width)
+    plan = property(lambda self: self._plan)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input to its output, with the output always ready."""
+        return pipeline_latency(self._plan)
+
+    @property
+    def multipliers(self) -> int:
+        return nx.plan_multipliers(self._plan)
+
+    def model(self, x: np.ndarray) -> np.ndarray:
+        """Bit-exact model: ``(..., k)`` ints in, ``(..., k)`` ints out."""
+        x = np.asarray(x, dtype=np.int64)
+        return np.stack(nx.run_plan(self._plan, [x[..., i] for i in range(self._k)]), -1)
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        valid = self.i.valid
+
+        def stage(values, width):
+            """One pipeline level: register each value (as ``signed(width)`` or its own shape)."""
+            nonlocal valid
+            regs = []
+            for n, v in enumerate(values):
+                r = Signal(signed(width) if width else v.shape(), name=f"p{stage.level}_{n}")
+                with m.If(advance):
+                    m.d.sync += r.eq(v)
+                regs.append(r)
+            v_next = Signal(name=f"p{stage.level}_valid")
+            with m.If(advance):
+                m.d.sync += v_next.eq(valid)
+            valid = v_next
+            stage.level += 1
+            return regs
+        stage.level = 0
+
+        cols = [self.i.p[n] for n in range(self._k)]
+        for step in self._plan:
+            if isinstance(step, nx.Permute):
+                cols = [cols[n] for n in step.order]
+            elif isinstance(step, nx.Twiddle):
+                # Level 1: the four real products of each rotation, straight into registers.
+                products, rotated = [], {}
+                for cr, ci, c, s in step.rotations:
+                    a, b = cols[cr], cols[ci]
+                    products += [a * c, b * s, a * s, b * c]
+                passed = [n for n in range(self._k) if n not in
+                          {col for rot in step.rotations for col in rot[:2]}]
+                regs = stage(products + [cols[n] for n in passed], None)
+                # Level 2: sum the products, round and saturate back to the column width.
+                cols = list(cols)
+                for n, (cr, ci, c, s) in enumerate(step.rotations):
+                    ac, bs, as_, bc = regs[4 * n: 4 * n + 4]
+                    rotated[cr] = narrow_hw(ac - bs, nx.TWIDDLE_FRAC, step.width)
+                    rotated[ci] = narrow_hw(as_ + bc, nx.TWIDDLE_FRAC, step.width)
+                for n, reg in zip(passed, regs[4 * len(step.rotations):]):
+                    rotated[n] = reg
+                cols = stage([rotated[n] for n in range(self._k)], step.width)
+            else:
+                cols = stage([narrow_hw(nx.sum_terms(cols, t), s, step.width)
+                              for t, s in zip(step.terms, step.shifts)], step.width)
+
+        for n in range(self._k):
+            m.d.comb += self.o.p[n].eq(cols[n])
+        m.d.comb += self.o.valid.eq(valid)
+        return m
+
+
+class RealFFT(PlanPipeline):
+    """Real-input FFT: ``k`` real samples -> halfcomplex spectrum (``k`` reals).
+
+    Parameters
+    ----------
+    k : block size, 4..64, a power of 2.
+    in_width : input sample width (signed).
+    width : largest internal width (at most 18: columns are multiplier operands).
+
+    The output is ``rfft(x) / 2**scale_log2`` in FFTW halfcomplex order, rounded by the
+    contract, ``out_width = min(in_width + log2 k, width)`` bits. Stages grow one bit each
+    until ``width``, then halve (``stage_shifts``).
+    """
+
+    def __init__(self, k: int, in_width: int = 16, width: int = 18):
+        check_block_size(k)
+        check_width("FFT width", width)
+        check_width("FFT input width", in_width, hi=width)
+        plan = nx.rfft_plan(k, in_width, width)
+        self._stage_shifts = nx.fft_stage_shifts(k, in_width, width)
+        super().__init__(plan, k, in_width, plan[-1].width)
+
+    stage_shifts = property(lambda self: self._stage_shifts)
+    scale_log2 = property(lambda self: sum(self._stage_shifts))
+
+
+class RealIFFT(PlanPipeline):
+    """Inverse real FFT: halfcomplex spectrum -> ``k`` real samples, ``irfft`` (the 1/k
+    included, as one halving per stage) rounded by the contract, ``width`` bits throughout.
+    """
+
+    def __init__(self, k: int, width: int = 18):
+        check_block_size(k)
+        check_width("IFFT width", width)
+        super().__init__(nx.irfft_plan(k, width), k, width, width)
+
