@@ -104,7 +104,7 @@ def project(weight, k):
 
     The matrix is zero-padded to ``(p*k, q*k)``; each ``k x k`` block ``B_ij``
     is replaced by the circulant matrix whose first column is the mean of
-    ``B_ij`` along its wrapped diagonals:
+    ``B_ij`` along its wrapped diagonals, over the entries inside the matrix:
     ``w[i, j, d] = mean_r B_ij[r, (r - d) mod k]``.  This is the orthogonal
     projection onto the circulant subspace (its diagonals are orthogonal).
 
@@ -119,7 +119,10 @@ def project(weight, k):
     -------
     w : numpy.ndarray or torch.Tensor, shape (p, q, k), float
         First columns of the circulant blocks; same kind (numpy/torch) as
-        ``weight``.  Padded positions count as zeros in the mean.
+        ``weight``.  Padded positions are left out of the means, so
+        ``expand(project(weight, k), out, in)`` is the nearest block-circulant
+        matrix to ``weight`` itself, and ``project(expand(w, out, in), k)`` is ``w``
+        wherever a diagonal has an entry inside the matrix.
 
     Raises
     ------
@@ -137,11 +140,21 @@ def project(weight, k):
         padded = torch.nn.functional.pad(weight, (0, q * k - in_f, 0, p * k - out_f))
     else:
         padded = np.pad(weight, ((0, p * k - out_f), (0, q * k - in_f)))
-    blocks = _swap_middle(padded.reshape(p, k, q, k))  # (p, q, k_r, k_c)
     rows = _index(np.arange(k)[:, None], weight)
     cols = _index(_diag_index(k), weight)  # cols[r, d] = (r - d) mod k
-    diag = blocks[..., rows, cols]  # (p, q, k_r, k_d): diag[..., r, d] = B[r, (r - d) mod k]
-    return diag.mean(-2) if torch.is_tensor(diag) else diag.mean(axis=-2)
+
+    def diagonal_sums(m):  # (p, q, k_d): sum_r B_ij[r, (r - d) mod k]
+        return _swap_middle(m.reshape(p, k, q, k))[..., rows, cols].sum(-2)
+
+    # Padding is cropped away, so only real entries count: each wrapped diagonal is the
+    # mean of its entries inside the (out, in) matrix. Without padding that is the mean
+    # of all k; either way it is the Frobenius-nearest block-circulant matrix.
+    present = np.zeros((p * k, q * k))
+    present[:out_f, :in_f] = 1
+    counts = np.maximum(diagonal_sums(present), 1)
+    if torch.is_tensor(weight):
+        counts = torch.as_tensor(counts, dtype=weight.dtype)
+    return diagonal_sums(padded) / counts
 
 
 def expand(w, out_features, in_features):

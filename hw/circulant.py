@@ -105,19 +105,30 @@ class EngineConfig:
                              f"[{lo}, {hi}], found [{wf.min()}, {wf.max()}]")
 
 
-def weight_images(cfg: EngineConfig, wf: np.ndarray) -> np.ndarray:
-    """Lay out weight spectra ``(p, q, k)`` as the lanes' memory images ``(lanes, depth, k)``."""
-    p, q, k = wf.shape
-    cfg.check_matrix(p, q)
-    cfg.check_weights(wf)
-    groups = -(-p // cfg.lanes)
-    padded = np.zeros((groups * cfg.lanes, q, k), dtype=np.int64)
-    padded[:p] = wf
-    image = np.zeros((cfg.lanes, cfg.weight_depth, k), dtype=np.int64)
-    # block (g*L + l, j) -> lane l, address g*q + j
-    image[:, :groups * q] = padded.reshape(groups, cfg.lanes, q, k).transpose(1, 0, 2, 3) \
-                                  .reshape(cfg.lanes, groups * q, k)
-    return image
+def weight_images(cfg: EngineConfig, matrices: list) -> tuple[np.ndarray, list[int]]:
+    """Lay out weight spectra ``(p, q, k)``, one matrix after another, as the lanes' memory
+    images ``(lanes, weight_depth, k)``. Returns the images and each matrix's base address.
+
+    Block ``(g*L + l, j)`` of a matrix at base ``b`` is at lane ``l``, address ``b + g*q + j``.
+    """
+    image = np.zeros((cfg.lanes, cfg.weight_depth, cfg.k), dtype=np.int64)
+    bases, base = [], 0
+    for wf in matrices:
+        cfg.check_weights(wf)
+        p, q, k = wf.shape
+        cfg.check_matrix(p, q)
+        groups = -(-p // cfg.lanes)
+        if base + groups * q > cfg.weight_depth:
+            raise ValueError(f"the weights need {base + groups * q} words per lane, more than "
+                             f"weight_depth = {cfg.weight_depth}; use more lanes, a larger "
+                             f"weight_depth or a larger k")
+        padded = np.zeros((groups * cfg.lanes, q, k), dtype=np.int64)
+        padded[:p] = wf
+        image[:, base:base + groups * q] = (padded.reshape(groups, cfg.lanes, q, k)
+                                            .transpose(1, 0, 2, 3).reshape(cfg.lanes, -1, k))
+        bases.append(base)
+        base += groups * q
+    return image, bases
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -127,7 +138,8 @@ class BlockCirculantEngine(wiring.Component):
     -----
     i_x : stream of ``ArrayLayout(signed(data_width), k)``: the ``q`` input blocks.
     o_y : stream of ``ArrayLayout(signed(data_width), k)``: the ``p`` output blocks, in order.
-    start, p, q, shift, out_shift : a pulse on ``start`` begins an MVM with these values.
+    start, p, q, base, shift, out_shift : a pulse on ``start`` begins an MVM of a
+        ``p x q``-block matrix whose weights start at address ``base``.
     busy : high from ``start`` until the last output block is taken.
     w_en, w_lane, w_addr, w_data : weight write port (host loading).
     cycles, mac_cycles : cycles of the last/current MVM, and cycles the MAC array worked.
@@ -150,6 +162,7 @@ class BlockCirculantEngine(wiring.Component):
             "start": In(1),
             "p": In(range(cfg.max_p + 1)),
             "q": In(range(cfg.max_q + 1)),
+            "base": In(range(cfg.weight_depth)),
             "shift": In(range(cfg.acc_width)),
             "out_shift": In(range(cfg.ifft_width)),
             "busy": Out(1),
@@ -323,7 +336,7 @@ class BlockCirculantEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [q.eq(self.q), shift.eq(self.shift), out_shift.eq(self.out_shift),
                          running.eq(1), first_group.eq(1), j.eq(0),
-                         waddr.eq(0), remaining.eq(self.p), outputs_left.eq(self.p),
+                         waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
         return m
 

@@ -23,7 +23,8 @@ def run_engine(cfg: EngineConfig, wf: np.ndarray, x: np.ndarray, shift: int, out
     """
     p, q, k = wf.shape
     n = len(x)
-    dut = BlockCirculantEngine(cfg, weight_images(cfg, wf))
+    image, (base,) = weight_images(cfg, [wf])
+    dut = BlockCirculantEngine(cfg, image)
     rng = random.Random(seed)
     outputs, counters = [], []
 
@@ -31,6 +32,7 @@ def run_engine(cfg: EngineConfig, wf: np.ndarray, x: np.ndarray, shift: int, out
         for _ in range(n):
             ctx.set(dut.p, p)
             ctx.set(dut.q, q)
+            ctx.set(dut.base, base)
             ctx.set(dut.shift, shift)
             ctx.set(dut.out_shift, out_shift)
             ctx.set(dut.start, 1)

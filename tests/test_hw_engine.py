@@ -59,10 +59,12 @@ def test_bad_config(kwargs, message):
 def test_matrix_too_large():
     cfg = EngineConfig(k=8, lanes=2, max_q=4, weight_depth=8)
     with pytest.raises(ValueError, match="q = 5 input blocks .* max_q = 4"):
-        weight_images(cfg, np.zeros((2, 5, 8), dtype=np.int64))
+        weight_images(cfg, [np.zeros((2, 5, 8), dtype=np.int64)])
     with pytest.raises(ValueError, match="needs 12 weight words per lane, more than weight_depth = 8"):
-        weight_images(cfg, np.zeros((6, 4, 8), dtype=np.int64))
+        weight_images(cfg, [np.zeros((6, 4, 8), dtype=np.int64)])
+    with pytest.raises(ValueError, match="need 12 words per lane, more than weight_depth = 8"):
+        weight_images(cfg, [np.zeros((2, 4, 8), dtype=np.int64)] * 3)
     with pytest.raises(ValueError, match="must fit in 16 signed bits"):
-        weight_images(cfg, np.full((2, 2, 8), 2**15, dtype=np.int64))
+        weight_images(cfg, [np.full((2, 2, 8), 2**15, dtype=np.int64)])
     with pytest.raises(ValueError, match="shift must be from 0 to"):
         cfg.check_matrix(2, 2, shift=99)
