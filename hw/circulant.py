@@ -167,7 +167,7 @@ class BlockCirculantEngine(wiring.Component):
             "out_shift": In(range(cfg.ifft_width)),
             "busy": Out(1),
             "w_en": In(1),
-            "w_lane": In(range(cfg.lanes)),
+            "w_lane": In(range(max(cfg.lanes, 2))),   # at least one bit, even for one lane
             "w_addr": In(range(cfg.weight_depth)),
             "w_data": In(data.ArrayLayout(signed(cfg.weight_width), cfg.k)),
             "cycles": Out(32),
@@ -185,13 +185,8 @@ class BlockCirculantEngine(wiring.Component):
         return self.MAC_DEPTH + pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width)) + 1
 
     def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
-        """Bit-exact model: ``x (..., q, k)`` and ``wf (p, q, k)`` ints -> ``(..., p, k)`` ints."""
-        cfg = self._cfg
-        x, wf = np.asarray(x, dtype=np.int64), np.asarray(wf, dtype=np.int64)
-        cfg.check_matrix(wf.shape[0], wf.shape[1], shift, out_shift)
-        cfg.check_weights(wf)
-        return nx.circulant_mvm(x, wf, shift, out_shift, k=cfg.k, data_width=cfg.data_width,
-                                fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
+        """Bit-exact model, see :func:`model`."""
+        return model(self._cfg, x, wf, shift, out_shift)
 
     def elaborate(self, platform):
         cfg, k, L = self._cfg, self._cfg.k, self._cfg.lanes
@@ -303,7 +298,7 @@ class BlockCirculantEngine(wiring.Component):
                 acc.append(a)
 
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
-        lane_sel = Signal(range(L))
+        lane_sel = Signal(range(max(L, 2)))
         with m.If(s3_valid & s3_last):
             m.d.sync += [bank_full.eq(1), bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
         with m.Elif(bank_full & ifft.i.ready):
@@ -314,9 +309,11 @@ class BlockCirculantEngine(wiring.Component):
         for n in range(k):
             chosen = Signal(acc_shape, name=f"chosen_{n}")
             with m.Switch(lane_sel):
-                for lane in range(L):
+                for lane in range(L - 1):
                     with m.Case(lane):
                         m.d.comb += chosen.eq(bank[lane][n])
+                with m.Default():
+                    m.d.comb += chosen.eq(bank[L - 1][n])
             m.d.comb += ifft.i.p[n].eq(_narrow_var(chosen, shift, cfg.ifft_width))
 
         # -- output ----------------------------------------------------------------------
@@ -339,6 +336,17 @@ class BlockCirculantEngine(wiring.Component):
                          waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
         return m
+
+
+def model(cfg: EngineConfig, x: np.ndarray, wf: np.ndarray, shift: int,
+          out_shift: int) -> np.ndarray:
+    """Bit-exact model of the engine: ``x (..., q, k)`` and ``wf (p, q, k)`` ints ->
+    ``(..., p, k)`` ints (:func:`circa.numerics.circulant_mvm` on numpy arrays)."""
+    x, wf = np.asarray(x, dtype=np.int64), np.asarray(wf, dtype=np.int64)
+    cfg.check_matrix(wf.shape[0], wf.shape[1], shift, out_shift)
+    cfg.check_weights(wf)
+    return nx.circulant_mvm(x, wf, shift, out_shift, k=cfg.k, data_width=cfg.data_width,
+                            fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
 
 
 def _narrow_var(v, s, width: int):

