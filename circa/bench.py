@@ -14,9 +14,12 @@ from circa import progress
 def run(k: int = 16, size: int = 1024, lanes=(1, 2, 4, 8), vectors: int = 3,
         seed: int = 0) -> dict:
     from circa import numerics as nx
-    from circa.hw.circulant import EngineConfig, model, weight_images
+    from circa.config import EngineConfig, weight_images
+    from circa.hw.circulant import model
     from circa.sim.engine_rtl import Job, first_mismatch, run_jobs
 
+    for n_lanes in lanes:                    # reject bad parameters before any work
+        EngineConfig(k=k, lanes=n_lanes)
     blocks = -(-size // k)
     rng = np.random.default_rng(seed)
     wf = rng.integers(-2**15, 2**15, size=(blocks, blocks, k))

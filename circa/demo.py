@@ -17,9 +17,10 @@ from circa import progress
 def run(k: int = 16, lanes: int = 4, seed: int = 0) -> dict:
     """Run the demo and return its report (JSON-serialisable)."""
     from circa.compiler import digits, golden
-    from circa.hw.circulant import EngineConfig
+    from circa.config import EngineConfig
     from circa.sim.engine_rtl import formats, run_network
 
+    EngineConfig(k=k, lanes=lanes)          # reject bad parameters before any work
     report: dict = {"k": k, "lanes": lanes}
     with progress.step("Training the float MLP on scikit-learn's digits"):
         x_train, y_train, x_test, y_test = digits.load(seed)

@@ -318,3 +318,60 @@ def circulant_shifts(x, wf, *, k: int, data_width: int, fft_width: int, ifft_wid
     shift = max(0, max(bits_needed(c) for c in acc) - ifft_width)
     ys = run_plan(irfft_plan(k, ifft_width), [narrow(c, shift, ifft_width) for c in acc])
     return shift, max(0, max(bits_needed(c) for c in ys) - data_width)
+
+
+# -- vector unit -----------------------------------------------------------------------------
+# Element-wise on data_width-bit words; every result is narrowed to data_width.
+
+def vadd(a, b, width: int):
+    return saturate(a + b, width)
+
+
+def vsub(a, b, width: int):
+    return saturate(a - b, width)
+
+
+def vmul(a, b, shift: int, width: int):
+    """Product of two words (at most 18 bits each), rounded by ``shift`` bits."""
+    return narrow(a * b, shift, width)
+
+
+def vshl(a, shift: int, width: int):
+    return saturate(a * (1 << shift), width)
+
+
+def relu(a):
+    return (a + abs(a)) >> 1
+
+
+@dataclass(frozen=True)
+class PWLTable:
+    """A piecewise-linear function on ``data_width``-bit words (sigmoid, tanh).
+
+    ``x`` is clamped to ``[lo, hi]``; its segment is ``(x_c >> seg_shift) + segments/2``
+    (clamped to the table); ``y = narrow(slope[i] * x_c + icept[i], shift, width)``.
+    Slopes are at most 18 bits (one multiplier); intercepts are in the product's format.
+    """
+    slope: tuple[int, ...]
+    icept: tuple[int, ...]
+    seg_shift: int
+    shift: int
+    lo: int
+    hi: int
+
+    @property
+    def segments(self) -> int:
+        return len(self.slope)
+
+
+def pwl(table: PWLTable, x, width: int):
+    """Evaluate a PWL table on an integer array (numpy or torch)."""
+    xc = x.clip(table.lo, table.hi)
+    index = ((xc >> table.seg_shift) + table.segments // 2).clip(0, table.segments - 1)
+    if type(x).__module__.startswith("torch"):
+        import torch
+        slope, icept = torch.tensor(table.slope), torch.tensor(table.icept)
+    else:
+        import numpy as np
+        slope, icept = np.array(table.slope, dtype=np.int64), np.array(table.icept, dtype=np.int64)
+    return narrow(slope[index] * xc + icept[index], table.shift, width)

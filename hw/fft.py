@@ -15,18 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
-
-
-def check_block_size(k):
-    if k not in nx.BLOCK_SIZES:
-        raise ValueError(f"FFT size k must be a power of 2 from 4 to 64, not {k!r}")
-
-
-def check_width(name, value, lo=2, hi=nx.MAX_OPERAND_WIDTH):
-    if not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi} "
-                         f"(multiplier operands are at most {nx.MAX_OPERAND_WIDTH} bits), "
-                         f"not {value!r}")
+from circa.config import check_block_size, check_width
 
 
 def narrow_hw(v, s: int, width: int):

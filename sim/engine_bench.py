@@ -10,7 +10,8 @@ import random
 import numpy as np
 from amaranth.sim import Simulator
 
-from circa.hw.circulant import BlockCirculantEngine, EngineConfig, weight_images
+from circa.config import EngineConfig, weight_images
+from circa.hw.circulant import BlockCirculantEngine
 from circa.sim.streams import stream_get_n, stream_put_all
 
 

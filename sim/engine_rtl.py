@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from circa.hw.circulant import BlockCirculantEngine, EngineConfig
+from circa.compiler import golden
+from circa.config import EngineConfig, weight_images
+from circa.hw.circulant import BlockCirculantEngine
 from circa.sim import verilator as vl
 
 
@@ -64,3 +67,45 @@ def first_mismatch(expected: np.ndarray, actual: np.ndarray) -> str | None:
     return (f"{len(diff)} words differ; first: vector {vector}, output block {block}, "
             f"element {element}: expected {expected[vector, block, element]}, "
             f"got {actual[vector, block, element]}")
+
+
+def formats(cfg: EngineConfig) -> golden.Formats:
+    return golden.Formats(k=cfg.k, data_width=cfg.data_width, weight_width=cfg.weight_width,
+                          fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
+
+
+@dataclass
+class NetworkRun:
+    run: EngineRun
+    expected: list         # per layer: the golden model's MVM output blocks
+    mismatches: list       # per layer: None or where the first differing word is
+    logits: np.ndarray     # the network's output, finished from the RTL's last MVM
+
+    @property
+    def bit_exact(self) -> bool:
+        return all(m is None for m in self.mismatches)
+
+    @property
+    def words(self) -> int:
+        return sum(e.size for e in self.expected)
+
+
+def run_network(cfg: EngineConfig, layers: list, x, *, gap: float = 0.0,
+                seed: int = 0) -> NetworkRun:
+    """Run a quantized network's MVMs on the RTL and compare every word with the golden model.
+
+    All the weights live in the engine's memories at once. Each layer's MVMs run on that
+    layer's golden inputs (the host does bias and ReLU); when every layer is bit-exact,
+    that is the same as chaining the RTL's own outputs.
+    """
+    fmt = formats(cfg)
+    trace = golden.run(layers, x, fmt)
+    inputs = [x] + [golden.finish(l, t, fmt) for l, t in zip(layers, trace)][:-1]
+    image, bases = weight_images(cfg, [layer.wf for layer in layers])
+    jobs = [Job(golden.to_blocks(xi, l.q, cfg.k).numpy(), l.p, base, l.shift, l.out_shift)
+            for l, xi, base in zip(layers, inputs, bases)]
+    run = run_jobs(cfg, image, jobs, gap=gap, seed=seed)
+    expected = [t.numpy() for t in trace[:-1]]
+    mismatches = [first_mismatch(e, a) for e, a in zip(expected, run.outputs)]
+    logits = golden.finish(layers[-1], torch.from_numpy(run.outputs[-1]), fmt).numpy()
+    return NetworkRun(run, expected, mismatches, logits)

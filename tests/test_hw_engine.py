@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from circa import numerics as nx
-from circa.hw.circulant import BlockCirculantEngine, EngineConfig, model, weight_images
+from circa.config import EngineConfig, weight_images
+from circa.hw.circulant import BlockCirculantEngine, model
 from circa.sim.engine_bench import run_engine
 
 

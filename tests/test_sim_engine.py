@@ -4,14 +4,17 @@ Pyramid level 3. Each configuration is one Verilator build (cached per design), 
 two layers whose sizes are not multiples of k, 100 random vectors each, with random gaps
 on input valid and output ready; and the trained digits model's layers.
 """
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from circa.compiler import digits, golden
+from circa.cli import main
+from circa.compiler import golden
 from circa.compiler.circulant import CirculantLinear
-from circa.hw.circulant import EngineConfig, weight_images
-from circa.sim.engine_rtl import Job, first_mismatch, run_jobs
+from circa.config import EngineConfig
+from circa.sim.engine_rtl import run_network
 
 pytestmark = pytest.mark.slow
 
@@ -25,22 +28,10 @@ def random_layer(rng, out_features, in_features, k):
 
 
 def check_network(cfg, layers, x, gap):
-    """Run every layer's MVMs in the RTL on the golden inputs; compare every word."""
-    fmt = golden.Formats(k=cfg.k, data_width=cfg.data_width, weight_width=cfg.weight_width,
-                         fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
-    trace, inputs = [], x
-    for layer in layers:
-        trace.append(golden.mvm(layer, inputs, fmt))
-        inputs = golden.finish(layer, trace[-1], fmt)
-    image, bases = weight_images(cfg, [layer.wf for layer in layers])
-    layer_inputs = [x] + [golden.finish(l, t, fmt) for l, t in zip(layers, trace)][:-1]
-    jobs = [Job(golden.to_blocks(xi, l.q, cfg.k).numpy(), l.p, base, l.shift, l.out_shift)
-            for l, xi, base in zip(layers, layer_inputs, bases)]
-    run = run_jobs(cfg, image, jobs, gap=gap, seed=cfg.k + cfg.lanes)
-    for n, (expected, actual) in enumerate(zip(trace, run.outputs)):
-        mismatch = first_mismatch(expected.numpy(), actual)
+    net = run_network(cfg, layers, x, gap=gap, seed=cfg.k + cfg.lanes)
+    for n, mismatch in enumerate(net.mismatches):
         assert mismatch is None, f"layer {n}: {mismatch}"
-    return run
+    return net
 
 
 @pytest.mark.parametrize("k, lanes", [(8, 1), (8, 3), (16, 2), (16, 4)])
@@ -52,21 +43,20 @@ def test_random_layers_bit_exact(k, lanes):
     fmt = golden.Formats(k=k)
     layers, x_frac = golden.quantize_mlp(model, x, fmt)
     cfg = EngineConfig(k=k, lanes=lanes, max_q=8, weight_depth=64)
-    run = check_network(cfg, layers, golden.quantize_input(x, x_frac, fmt), gap=0.25)
+    net = check_network(cfg, layers, golden.quantize_input(x, x_frac, fmt), gap=0.25)
     # the outputs are not trivially saturated or zero
-    y = run.outputs[0]
+    y = net.run.outputs[0]
     assert np.abs(y).max() > 2**13 and (np.abs(y) < 2**15 - 1).mean() > 0.99
 
 
-def test_digits_model_bit_exact():
-    x_train, y_train, x_test, y_test = digits.load()
-    model = digits.to_circulant(digits.train_mlp(), 16, x=x_train, y=y_train)
-    fmt = golden.Formats(k=16)
-    layers, x_frac = golden.quantize_mlp(model, x_train, fmt)
-    cfg = EngineConfig(k=16, lanes=4, max_q=8, weight_depth=64)
-    x = golden.quantize_input(x_test, x_frac, fmt)
-    run = check_network(cfg, layers, x, gap=0.0)
-    # the RTL's logits classify like the golden model's, and well
-    logits = golden.finish(layers[-1], torch.from_numpy(run.outputs[-1]), fmt)
-    assert torch.equal(logits, golden.run(layers, x, fmt)[-1])
-    assert (logits.argmax(1) == y_test).float().mean() > 0.9
+def test_demo_digits_model_bit_exact(capsys):
+    """The README's main job, through the command line: the trained digits model."""
+    assert main(["demo", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)       # exactly one JSON document
+    assert report["bit_exact"] and not report["mismatches"]
+    assert report["images"] == 450
+    assert report["words_compared"] == 450 * (8 + 1) * 16    # every word of both layers
+    accuracy = report["accuracy"]
+    assert accuracy["rtl"] == accuracy["quantized"] > 0.9
+    assert accuracy["float"] - accuracy["quantized"] < 0.05
+    assert report["cycles_per_inference"] > 0 and 0 < report["mac_utilisation"] <= 1

@@ -1,0 +1,128 @@
+"""Hardware parameters: what is generated, as opposed to what is programmed.
+
+Plain dataclasses with no Amaranth, so the compiler can target a configuration without
+importing the hardware generators. Parameters are validated on construction, with
+messages that name the parameter, its value and the allowed range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from circa import numerics as nx
+
+
+def check_block_size(k):
+    if k not in nx.BLOCK_SIZES:
+        raise ValueError(f"FFT size k must be a power of 2 from 4 to 64, not {k!r}")
+
+
+def check_width(name, value, lo=2, hi=nx.MAX_OPERAND_WIDTH):
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi} "
+                         f"(multiplier operands are at most {nx.MAX_OPERAND_WIDTH} bits), "
+                         f"not {value!r}")
+
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Hardware parameters of a block-circulant engine (generator parameters, not program).
+
+    ``max_q`` input blocks fit in the spectrum buffer; each lane's weight memory holds
+    ``weight_depth`` spectra, so a ``p x q``-block matrix fits if
+    ``ceil(p / lanes) * q <= weight_depth``.
+    """
+    k: int = 16
+    lanes: int = 2
+    data_width: int = 16
+    weight_width: int = 16
+    fft_width: int = 18
+    ifft_width: int = 18
+    max_q: int = 64
+    weight_depth: int = 1024
+
+    def __post_init__(self):
+        check_block_size(self.k)
+        if not isinstance(self.lanes, int) or not 1 <= self.lanes <= 64:
+            raise ValueError(f"lanes must be an integer from 1 to 64, not {self.lanes!r}")
+        check_width("FFT width", self.fft_width)
+        check_width("IFFT width", self.ifft_width)
+        check_width("weight width", self.weight_width)
+        check_width("data width", self.data_width, hi=min(self.fft_width, self.ifft_width))
+        for name in ("max_q", "weight_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 1 << 16:
+                raise ValueError(f"{name} must be an integer from 1 to 65536, not {value!r}")
+        if self.max_q > self.weight_depth:
+            raise ValueError(f"max_q ({self.max_q}) cannot exceed weight_depth "
+                             f"({self.weight_depth}): one lane holds a whole row of blocks")
+
+    @property
+    def fft_out_width(self) -> int:
+        return min(self.data_width + self.k.bit_length() - 1, self.fft_width)
+
+    @property
+    def acc_width(self) -> int:
+        return nx.accumulator_width(self.fft_out_width, self.weight_width, self.max_q)
+
+    @property
+    def max_p(self) -> int:
+        return self.lanes * self.weight_depth
+
+    @property
+    def mac_multipliers(self) -> int:
+        """Real multipliers in the MAC array: bins 0 and k/2 take one, the others four."""
+        return self.lanes * (4 * (self.k // 2 - 1) + 2)
+
+    def check_matrix(self, p: int, q: int, shift: int = 0, out_shift: int = 0):
+        """Raise ``ValueError`` if a ``p x q``-block matrix or its shifts do not fit."""
+        if not 1 <= q <= self.max_q:
+            raise ValueError(f"q = {q} input blocks ({q * self.k} inputs) does not fit: the "
+                             f"spectrum buffer holds max_q = {self.max_q} blocks; build the "
+                             f"engine with a larger max_q or a larger k")
+        groups = -(-p // self.lanes)
+        if p < 1 or groups * q > self.weight_depth:
+            raise ValueError(f"a {p} x {q}-block matrix needs {groups * q} weight words per "
+                             f"lane, more than weight_depth = {self.weight_depth}; use more "
+                             f"lanes, a larger weight_depth or a larger k")
+        if not 0 <= shift < self.acc_width:
+            raise ValueError(f"shift must be from 0 to {self.acc_width - 1}, not {shift}")
+        if not 0 <= out_shift < self.ifft_width:
+            raise ValueError(f"out_shift must be from 0 to {self.ifft_width - 1}, not {out_shift}")
+
+    def check_weights(self, wf: np.ndarray):
+        wf = np.asarray(wf)
+        if wf.ndim != 3 or wf.shape[2] != self.k:
+            raise ValueError(f"weight spectra must have shape (p, q, {self.k}), not {wf.shape}")
+        lo, hi = nx.signed_range(self.weight_width)
+        if wf.size and (wf.min() < lo or wf.max() > hi):
+            raise ValueError(f"weight spectra must fit in {self.weight_width} signed bits "
+                             f"[{lo}, {hi}], found [{wf.min()}, {wf.max()}]")
+
+
+def weight_images(cfg: EngineConfig, matrices: list) -> tuple[np.ndarray, list[int]]:
+    """Lay out weight spectra ``(p, q, k)``, one matrix after another, as the lanes' memory
+    images ``(lanes, weight_depth, k)``. Returns the images and each matrix's base address.
+
+    Block ``(g*L + l, j)`` of a matrix at base ``b`` is at lane ``l``, address ``b + g*q + j``.
+    """
+    image = np.zeros((cfg.lanes, cfg.weight_depth, cfg.k), dtype=np.int64)
+    bases, base = [], 0
+    for wf in matrices:
+        cfg.check_weights(wf)
+        p, q, k = wf.shape
+        cfg.check_matrix(p, q)
+        groups = -(-p // cfg.lanes)
+        if base + groups * q > cfg.weight_depth:
+            raise ValueError(f"the weights need {base + groups * q} words per lane, more than "
+                             f"weight_depth = {cfg.weight_depth}; use more lanes, a larger "
+                             f"weight_depth or a larger k")
+        padded = np.zeros((groups * cfg.lanes, q, k), dtype=np.int64)
+        padded[:p] = wf
+        image[:, base:base + groups * q] = (padded.reshape(groups, cfg.lanes, q, k)
+                                            .transpose(1, 0, 2, 3).reshape(cfg.lanes, -1, k))
+        bases.append(base)
+        base += groups * q
+    return image, bases
