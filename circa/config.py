@@ -126,3 +126,41 @@ def weight_images(cfg: EngineConfig, matrices: list) -> tuple[np.ndarray, list[i
         bases.append(base)
         base += groups * q
     return image, bases
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Hardware parameters of a whole accelerator: the engines plus its memories.
+
+    ``engine`` is the block-circulant engine; ``sparse_block`` the ``(r, c)`` block shape
+    of the block-sparse engine (dense layers use it with every block present; ``c`` and
+    ``r`` divide ``k``); ``act_depth`` scratchpad words of ``k`` activations;
+    ``imem_depth`` instructions; ``sparse_depth`` non-zero blocks; ``tables`` PWL tables of
+    ``pwl_segments`` segments.
+    """
+    engine: EngineConfig = EngineConfig()
+    sparse_block: tuple = (4, 4)
+    act_depth: int = 2048
+    imem_depth: int = 512
+    sparse_depth: int = 4096
+    tables: int = 8
+    pwl_segments: int = 32
+
+    def __post_init__(self):
+        k = self.engine.k
+        r, c = self.sparse_block
+        if not (isinstance(r, int) and isinstance(c, int) and r >= 1 and c >= 1
+                and k % r == 0 and k % c == 0):
+            raise ValueError(f"sparse_block must be (r, c) with r and c dividing k = {k}, "
+                             f"not {self.sparse_block!r}")
+        for name in ("act_depth", "imem_depth", "sparse_depth", "tables"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 1 << 16:
+                raise ValueError(f"{name} must be an integer from 1 to 65536, not {value!r}")
+        if self.pwl_segments not in (8, 16, 32, 64, 128):
+            raise ValueError(f"pwl_segments must be a power of 2 from 8 to 128, "
+                             f"not {self.pwl_segments!r}")
+
+    @property
+    def k(self) -> int:
+        return self.engine.k
