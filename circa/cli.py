@@ -19,6 +19,15 @@ def _demo(args) -> tuple[dict, str, bool]:
     return report, demo.render(report), demo.summary_ok(report)
 
 
+def _compile(args) -> tuple[dict, str, bool]:
+    from circa.compiler import compile as compile_
+    report = compile_.compile_model(
+        args.model, args.output, scheme=args.scheme, scheme_file=args.scheme_file,
+        bits=args.bits, calib=args.calib, train=args.train, no_train=args.no_train, k=args.k,
+        lanes=args.lanes, seed=args.seed)
+    return report, compile_.render(report), True
+
+
 def _bench(args) -> tuple[dict, str, bool]:
     from circa import bench
     report = bench.run(k=args.k, size=args.size, lanes=args.lanes, vectors=args.vectors)
@@ -38,6 +47,26 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
+    comp = sub.add_parser("compile", help="compress, quantize and schedule a PyTorch model",
+                          description=(
+        "Compile MODEL (a file written by torch.save(model); loaded with weights_only=True "
+        "and an allow-list, so nothing in it runs) into a Program directory: program.bin, "
+        "program.asm, memory images, compressed.pt and report.json."))
+    comp.add_argument("model", metavar="MODEL")
+    comp.add_argument("-o", "--output", required=True, metavar="DIR")
+    comp.add_argument("--scheme", help="for every layer: circulant:K, sparse:RxC:DENSITY or "
+                      "dense (default: circulant:K where a layer spans two blocks, else dense)")
+    comp.add_argument("--scheme-file", metavar="FILE.toml",
+                      help='per-layer schemes: [layers] "0" = "circulant:16"')
+    comp.add_argument("--bits", type=int, default=16, help="data and weight width, 8..18")
+    comp.add_argument("--calib", metavar="FILE.npy", help="sample inputs, the model's layout")
+    comp.add_argument("--train", metavar="FILE.npz", help="labelled data: arrays x and y")
+    comp.add_argument("--no-train", action="store_true", help="skip recovery training")
+    comp.add_argument("--k", type=int, default=16, help="accelerator block size")
+    comp.add_argument("--lanes", type=int, default=4)
+    comp.add_argument("--seed", type=int, default=0)
+    comp.set_defaults(run=_compile)
+
     bench = sub.add_parser("bench", help="engine cycles and utilisation on a large layer", description=(
         "Measure cycles per MVM of a SIZE x SIZE block-circulant layer in Verilator for "
         "several lane counts, against the ideal p*q/lanes, plus build time and sim speed."))
@@ -47,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--vectors", type=int, default=3, help="MVMs per configuration")
     bench.set_defaults(run=_bench)
 
-    for command in (demo, bench):
+    for command in (demo, comp, bench):
         command.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 
