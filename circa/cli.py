@@ -34,6 +34,13 @@ def _bench(args) -> tuple[dict, str, bool]:
     return report, bench.render(report), True
 
 
+def _bench_accuracy(args) -> tuple[dict, str, bool]:
+    from circa import accuracy
+    report = accuracy.run(models=args.models, schemes=args.schemes, quick=args.quick,
+                          seed=args.seed)
+    return report, accuracy.render(report), True
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="circa", description=(
         "FPGA accelerator generator for block-circulant and block-sparse neural networks."))
@@ -76,7 +83,22 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--vectors", type=int, default=3, help="MVMs per configuration")
     bench.set_defaults(run=_bench)
 
-    for command in (demo, comp, bench):
+    acc = sub.add_parser("bench-accuracy", help="accuracy of compressed, quantized models on digits",
+                         description=(
+        "Train an MLP, an LSTM with projection and a GRU on scikit-learn's digits; compress "
+        "each to every scheme (ADMM, then projected fine-tuning), quantize to 16 and 12 bits "
+        "and report float, compressed and golden-model accuracy with weight counts."))
+    acc.add_argument("--models", nargs="+", choices=["mlp", "lstm", "gru"],
+                     default=["mlp", "lstm", "gru"])
+    acc.add_argument("--schemes", nargs="+", metavar="SCHEME",
+                     default=["circulant:4", "circulant:8", "circulant:16", "sparse:4x4:0.25"],
+                     help="compression schemes (default: circulant:4 circulant:8 circulant:16 "
+                          "sparse:4x4:0.25)")
+    acc.add_argument("--quick", action="store_true", help="fewer epochs (well under 2 minutes)")
+    acc.add_argument("--seed", type=int, default=0)
+    acc.set_defaults(run=_bench_accuracy)
+
+    for command in (demo, comp, bench, acc):
         command.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 

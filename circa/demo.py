@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from circa import progress
 
 
 def run(k: int = 16, lanes: int = 4, seed: int = 0) -> dict:
     """Run the demo and return its report (JSON-serialisable)."""
-    from circa.compiler import digits, golden
+    from circa.compiler import digits, frontend
+    from circa.compiler import quantize as Q
     from circa.config import EngineConfig
     from circa.sim.engine_rtl import formats, run_network
 
@@ -33,24 +35,27 @@ def run(k: int = 16, lanes: int = 4, seed: int = 0) -> dict:
     depth = sum(-(-m.w.shape[0] // lanes) * m.w.shape[1] for m in circ if hasattr(m, "w"))
     max_q = max(m.w.shape[1] for m in circ if hasattr(m, "w"))
     cfg = EngineConfig(k=k, lanes=lanes, max_q=max_q, weight_depth=depth)
-    fmt = formats(cfg)
     with progress.step("Quantizing to 16-bit fixed point (calibrated on the training set)"):
-        layers, x_frac = golden.quantize_mlp(circ, x_train, fmt)
-        x_int = golden.quantize_input(x_test, x_frac, fmt)
-        quant_logits = golden.run(layers, x_int, fmt)[-1].numpy()
+        structured = torch.nn.Sequential(*[m.to_linear() if hasattr(m, "to_linear") else m
+                                           for m in circ])
+        network = frontend.import_model(structured)
+        qnet = Q.quantize(Q.build(network, {name: ("circulant",) for name in ("0", "2")},
+                                  formats(cfg)), x_train.numpy())
+        quant_logits = qnet.golden(x_test.numpy()).numpy()
 
     started = time.monotonic()
     with progress.step(f"Generating the engine and running {len(x_test)} images in Verilator"):
-        net = run_network(cfg, layers, x_int)
+        net = run_network(cfg, qnet, x_test.numpy())
     labels = y_test.numpy()
     cycles = [int(c[:, 0].mean()) for c in net.run.counters]
+    layers = [layer.mat for layer in qnet.layers]
     useful = sum(layer.p * layer.q for layer in layers)
     report.update({
         "bit_exact": net.bit_exact,
         "words_compared": net.words,
         "mismatches": [m for m in net.mismatches if m],
         "images": len(labels),
-        "layers": [{"in": l.in_features, "out": l.out_features, "p": l.p, "q": l.q,
+        "layers": [{"in": l.in_segments[0], "out": l.out_segments[0], "p": l.p, "q": l.q,
                     "shift": l.shift, "out_shift": l.out_shift, "cycles_per_mvm": c,
                     "mac_utilisation": round(l.p * l.q / (lanes * c), 3)}
                    for l, c in zip(layers, cycles)],

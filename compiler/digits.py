@@ -31,7 +31,8 @@ from torch import nn
 
 from .circulant import CirculantLinear
 
-__all__ = ["load", "train_mlp", "accuracy", "to_circulant", "fit"]
+__all__ = ["load", "train_mlp", "accuracy", "to_circulant", "fit", "load_sequences",
+           "train_rnn"]
 
 
 @contextlib.contextmanager
@@ -202,3 +203,60 @@ def to_circulant(model, k, epochs=20, x=None, y=None, lr=3e-2, seed=0):
         fit(new, x, y, epochs, lr=lr, seed=seed)
     new.eval()
     return new
+
+
+def load_sequences(seed=0):
+    """The digits split of :func:`load` as 8-step sequences of 8 pixels (time = image row).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        ``random_state`` of the split (same split as :func:`load`).
+
+    Returns
+    -------
+    x_train : torch.Tensor, float32, shape (1347, 8, 8)
+        ``x_train[n, t]`` is row ``t`` of image ``n``, pixels in [0, 1].
+    y_train : torch.Tensor, int64, shape (1347,)
+    x_test : torch.Tensor, float32, shape (450, 8, 8)
+    y_test : torch.Tensor, int64, shape (450,)
+    """
+    x_tr, y_tr, x_te, y_te = load(seed)
+    return x_tr.reshape(-1, 8, 8), y_tr, x_te.reshape(-1, 8, 8), y_te
+
+
+def train_rnn(kind="lstm", hidden=64, proj_size=0, epochs=40, lr=1e-2, seed=0):
+    """Train a float RNN classifier on the row sequences of :func:`load_sequences`.
+
+    Parameters
+    ----------
+    kind : {"lstm", "gru"}
+    hidden : int, default 64
+    proj_size : int, default 0
+        LSTM projection size (0: none; GRU: must be 0).
+    epochs : int, default 40
+    lr : float, default 1e-2
+    seed : int, default 0
+        Seeds initialisation, shuffling and the data split.
+
+    Returns
+    -------
+    RNNClassifier
+        ``RNNClassifier(nn.LSTM(8, hidden, batch_first=True, proj_size=proj_size),
+        nn.Linear(proj_size or hidden, 10))`` (or ``nn.GRU``), float32, eval mode.
+        Measured (seed 0, 40 epochs): see ``docs/benchmarks.md``, "Accuracy on digits".
+    """
+    from .frontend import RNNClassifier
+
+    if kind not in ("lstm", "gru"):
+        raise ValueError(f"kind={kind!r} is invalid; use 'lstm' or 'gru'")
+    if kind == "gru" and proj_size:
+        raise ValueError("nn.GRU has no projection; use proj_size=0 for kind='gru'")
+    x, y, _, _ = load_sequences(seed)
+    with _deterministic(seed):
+        if kind == "lstm":
+            rnn = nn.LSTM(8, hidden, batch_first=True, proj_size=proj_size)
+        else:
+            rnn = nn.GRU(8, hidden, batch_first=True)
+        model = RNNClassifier(rnn, nn.Linear(proj_size or hidden, 10))
+    return fit(model, x, y, epochs, lr=lr, seed=seed)

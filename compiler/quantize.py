@@ -118,6 +118,16 @@ class Matrix:
             rows.append(np.concatenate(row, 1))
         return np.concatenate(rows, 0)
 
+    def circulant_full(self) -> np.ndarray:
+        """The block-space matrix ``(p*k, q*k)`` the circulant MVM computes: every block a
+        full circulant, so rows past a segment's end (its padding) are not zero."""
+        k = self.k
+        return np.concatenate([np.concatenate([
+            circulant.expand(circulant.project(self.parts[i][j], k), blocks_of(out_n, k) * k,
+                             blocks_of(in_n, k) * k)
+            for j, in_n in enumerate(self.in_segments)], 1)
+            for i, out_n in enumerate(self.out_segments)], 0)
+
     def spectra(self, scales) -> np.ndarray:
         """Float weight spectra ``(p, q, k)``; input segment ``j`` scaled by ``scales[j]``."""
         rows = []
@@ -162,7 +172,9 @@ class FloatArith:
         x = torch.cat(xs, 1).reshape(xs[0].shape[0], -1)
         y = (x @ torch.from_numpy(mat.padded()).T).reshape(x.shape[0], -1, self.fmt.k)
         if mat.kind == "circulant":   # the accumulated spectrum is the output block's rfft
-            spectrum = torch.fft.rfft(y, dim=-1)
+            # of the full circulant blocks (padding rows of a partial block included)
+            full = (x @ torch.from_numpy(mat.circulant_full()).T).reshape(x.shape[0], -1, self.fmt.k)
+            spectrum = torch.fft.rfft(full, dim=-1)
             self._record(name + ".spectrum", torch.cat([spectrum.real, spectrum.imag], -1))
         return self._record(name, y)
 
@@ -508,7 +520,10 @@ def quantize(qnet: QuantNetwork, calib: np.ndarray) -> QuantNetwork:
             fr[n + ".mvm"] = fr[n + ".y"] = fr[n + ".relu"] = y
             x_frac = y
         elif isinstance(layer, LSTM):
-            h_frac = act if layer.projection is None else fit_frac(n + ".h")
+            # The projection first: its output format (possibly coarser than the range of
+            # h asks for, when the spectrum needs more headroom) is the recurrent input's.
+            h_frac = (act if layer.projection is None else
+                      _quantize_matrix(layer.projection, [act], fit_frac(n + ".h"), r, fmt))
             z = _quantize_matrix(layer.gates, [seq_frac, h_frac],
                                  fit_frac(n + ".gates", n + ".z", cap=PREACT_LIMIT), r, fmt)
             layer.bias = np.floor(layer.bias * 2.0**z + 0.5).astype(np.int64)
@@ -519,10 +534,6 @@ def quantize(qnet: QuantNetwork, calib: np.ndarray) -> QuantNetwork:
             table(n + ".sigmoid", "sigmoid", z)
             table(n + ".tanh_z", "tanh", z)
             table(n + ".tanh_c", "tanh", c)
-            if layer.projection is not None:
-                got = _quantize_matrix(layer.projection, [act], h_frac, r, fmt)
-                if got != h_frac:      # the recurrent input's format must be what was assumed
-                    raise ValueError(f"{n}: projection output format {got} != {h_frac}")
             fr[n + ".h"] = h_frac
             seq_frac = x_frac = h_frac
         else:   # GRU: both MVMs produce one common format g

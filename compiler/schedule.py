@@ -117,7 +117,7 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
     in_blocks = blocks(qnet.input_features)
     x_region = Region(B.alloc(in_blocks * steps), in_blocks, steps, in_blocks,
                       qnet.input_features, qnet.fracs["input"])
-    x, x_stride, seq = x_region.address, in_blocks, None
+    x, x_stride = x_region.address, in_blocks
     act = fmt.act_frac
     last_step = x_region.address + (steps - 1) * in_blocks      # where the head reads
     output = None

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circa.compiler import golden
+from circa import numerics as nx
+from circa.compiler import quantize as Q
 from circa.config import EngineConfig, weight_images
 from circa.hw.circulant import BlockCirculantEngine
 from circa.sim import verilator as vl
@@ -69,9 +70,9 @@ def first_mismatch(expected: np.ndarray, actual: np.ndarray) -> str | None:
             f"got {actual[vector, block, element]}")
 
 
-def formats(cfg: EngineConfig) -> golden.Formats:
-    return golden.Formats(k=cfg.k, data_width=cfg.data_width, weight_width=cfg.weight_width,
-                          fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
+def formats(cfg: EngineConfig) -> Q.Formats:
+    return Q.Formats(k=cfg.k, data_width=cfg.data_width, weight_width=cfg.weight_width,
+                     fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
 
 
 @dataclass
@@ -79,7 +80,7 @@ class NetworkRun:
     run: EngineRun
     expected: list         # per layer: the golden model's MVM output blocks
     mismatches: list       # per layer: None or where the first differing word is
-    logits: np.ndarray     # the network's output, finished from the RTL's last MVM
+    logits: np.ndarray     # the network's output words, finished from the RTL's last MVM
 
     @property
     def bit_exact(self) -> bool:
@@ -90,22 +91,32 @@ class NetworkRun:
         return sum(e.size for e in self.expected)
 
 
-def run_network(cfg: EngineConfig, layers: list, x, *, gap: float = 0.0,
+def run_network(cfg: EngineConfig, qnet: Q.QuantNetwork, x, *, gap: float = 0.0,
                 seed: int = 0) -> NetworkRun:
-    """Run a quantized network's MVMs on the RTL and compare every word with the golden model.
+    """Run a quantized MLP's MVMs (block-circulant Dense layers) on the engine RTL and
+    compare every word with the golden model.
 
     All the weights live in the engine's memories at once. Each layer's MVMs run on that
     layer's golden inputs (the host does bias and ReLU); when every layer is bit-exact,
     that is the same as chaining the RTL's own outputs.
     """
-    fmt = formats(cfg)
-    trace = golden.run(layers, x, fmt)
-    inputs = [x] + [golden.finish(l, t, fmt) for l, t in zip(layers, trace)][:-1]
-    image, bases = weight_images(cfg, [layer.wf for layer in layers])
-    jobs = [Job(golden.to_blocks(xi, l.q, cfg.k).numpy(), l.p, base, l.shift, l.out_shift)
+    layers = qnet.layers
+    if qnet.kind != "mlp" or any(l.mat.kind != "circulant" for l in layers):
+        raise ValueError("the engine alone runs MLPs of block-circulant layers; whole "
+                         "networks need the accelerator")
+    trace = {}
+    qnet.golden(x, trace=trace)
+    ar = Q.IntArith(qnet.fmt, qnet.fracs, qnet.tables)
+    inputs = [ar.input(torch.as_tensor(np.asarray(x)), "input")] + [
+        trace[l.name + (".relu" if l.relu else ".y")][0] for l in layers[:-1]]
+    image, bases = weight_images(cfg, [l.mat.wf for l in layers])
+    jobs = [Job(xi.numpy(), l.mat.p, base, l.mat.shift, l.mat.out_shift)
             for l, xi, base in zip(layers, inputs, bases)]
     run = run_jobs(cfg, image, jobs, gap=gap, seed=seed)
-    expected = [t.numpy() for t in trace[:-1]]
+    expected = [trace[l.name + ".mvm"][0].numpy() for l in layers]
     mismatches = [first_mismatch(e, a) for e, a in zip(expected, run.outputs)]
-    logits = golden.finish(layers[-1], torch.from_numpy(run.outputs[-1]), fmt).numpy()
+    last = layers[-1]
+    logits = nx.vadd(torch.from_numpy(run.outputs[-1]), torch.from_numpy(last.bias),
+                     cfg.data_width)
+    logits = Q.unblock(nx.relu(logits) if last.relu else logits, last.out_features).numpy()
     return NetworkRun(run, expected, mismatches, logits)
