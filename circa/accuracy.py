@@ -56,30 +56,6 @@ def _train_float(name, epochs, seed):
     return digits.train_rnn("gru", hidden=64, epochs=epochs, seed=seed)
 
 
-def recover(model, schemes, x, y, epochs, lr=3e-2, batch_size=128, seed=0):
-    """Fine-tune ``model`` in place on labels, projecting every structured weight back
-    onto its set (``compress.projections``) after each Adam step, so the result stays
-    exactly block-circulant / block-sparse. Returns ``model`` (eval mode)."""
-    from circa.compiler import compress, digits
-    proj = compress.projections(model, schemes)
-    params = dict(model.named_parameters())
-    with digits._deterministic(seed):
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x))
-            for start in range(0, len(x), batch_size):
-                idx = perm[start:start + batch_size]
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-                with torch.no_grad():
-                    for name, project in proj.items():
-                        params[name].copy_(project(params[name]))
-    model.eval()
-    return model
-
-
 def weight_counts(model, schemes) -> tuple[int, int]:
     """``(stored, dense)`` weight counts of the weight matrices (biases excluded).
 
@@ -128,10 +104,11 @@ def _one(model, scheme, k, data, cfg, seed, widths, per_layer=None) -> dict:
     x_tr, y_tr, x_te, y_te = data
     schemes = compress.plan(model, per_layer if per_layer is not None else scheme, k=k)
     admm_model = compress.compress(model, schemes, x_tr, y_tr, train=True,
-                                   rounds=cfg["admm_rounds"], seed=seed)
+                                   rounds=cfg["admm_rounds"], finetune_epochs=0, seed=seed)
     admm_acc = digits.accuracy(admm_model, x_te, y_te)
-    compressed = recover(admm_model, schemes, x_tr, y_tr, cfg["recovery_epochs"],
-                         lr=cfg["recovery_lr"], seed=seed)
+    compressed = compress.recover(admm_model, compress.projections(admm_model, schemes), x_tr,
+                                  y_tr, epochs=cfg["recovery_epochs"], lr=cfg["recovery_lr"],
+                                  seed=seed)
     stored, dense = weight_counts(compressed, schemes)
     network = frontend.import_model(compressed)
     quant = {}

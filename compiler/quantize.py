@@ -11,7 +11,9 @@ One description of each layer's computation (:func:`dense_layer`, :func:`lstm_st
 
 Activations are kept in *block space*: ``(n, blocks, k)``, every segment (a layer's
 input, a gate, the hidden state) zero-padded to a multiple of ``k`` so that it starts on
-a block boundary, as in the accelerator's scratchpad. Pads stay zero through every layer.
+a block boundary, as in the accelerator's scratchpad. Pads stay zero through every layer:
+a circulant MVM's padding rows are cleared by a mask, and every other operation maps
+zero pads to zero pads (sigmoid's 0.5 only ever multiplies a zero).
 
 Formats (fraction bits ``f``, value = int * 2**-f, ``data_width`` bits):
 
@@ -104,6 +106,17 @@ class Matrix:
     @property
     def q(self) -> int:
         return sum(blocks_of(n, self.k) for n in self.in_segments)
+
+    @property
+    def needs_mask(self) -> bool:
+        """A circulant block computes all its ``k`` rows; where a segment ends inside a
+        block, the padding rows must be cleared (``VMUL`` by :meth:`row_mask`)."""
+        return self.kind == "circulant" and any(n % self.k for n in self.out_segments)
+
+    def row_mask(self) -> np.ndarray:
+        """``(p, k)``: 1 on real rows, 0 on padding rows."""
+        return np.concatenate([np.arange(blocks_of(n, self.k) * self.k) < n
+                               for n in self.out_segments]).astype(np.int64).reshape(-1, self.k)
 
     def padded(self) -> np.ndarray:
         """The float matrix in block space, ``(p*k, q*k)``."""
@@ -228,7 +241,11 @@ class IntArith:
         else:
             flat = x.reshape(x.shape[0], -1) @ torch.from_numpy(mat.w_int).T
             y = nx.narrow(flat, mat.shift, self.fmt.data_width).reshape(x.shape[0], -1, self.fmt.k)
-        return self._keep(name, y)
+        self._keep(name, y)
+        if mat.needs_mask:      # a partial circulant block's padding rows are not zero
+            y = self._keep(name + ".mask", nx.vmul(y, torch.from_numpy(mat.row_mask()), 0,
+                                                   self.fmt.data_width))
+        return y
 
     def bias(self, y, b, name):
         return self._keep(name, nx.vadd(y, torch.from_numpy(b), self.fmt.data_width))

@@ -34,6 +34,7 @@ class _Builder:
         self.sparse_index, self.sparse_blocks = [], []
         self.mvm_base = {}             # matrix name -> weight / index base address
         self.tables, self.table_ids = [], {}
+        self.masks = {}                # matrix name -> address of its row mask
 
     def alloc(self, blocks: int) -> int:
         address, self.words = self.words, self.words + blocks
@@ -82,6 +83,10 @@ class _Builder:
             self.emit(Op.MVC, tag, s2=mat.out_shift, **common)
         else:
             self.emit(Op.MVS, tag, **common)
+        if mat.needs_mask:      # clear the padding rows of partial circulant blocks
+            if mat.name not in self.masks:
+                self.masks[mat.name] = self.constant(mat.row_mask())
+            self.vec(Op.VMUL, dst, dst, mat.p, b=_abs(self.masks[mat.name]), tag=tag + ".mask")
 
     def vec(self, op, dst, a, n, b=(0, 0), tag="", **fields):
         self.emit(op, tag, dst_reg=dst[0], dst=dst[1], a_reg=a[0], a=a[1], b_reg=b[0],

@@ -116,7 +116,9 @@ def run_network(cfg: EngineConfig, qnet: Q.QuantNetwork, x, *, gap: float = 0.0,
     expected = [trace[l.name + ".mvm"][0].numpy() for l in layers]
     mismatches = [first_mismatch(e, a) for e, a in zip(expected, run.outputs)]
     last = layers[-1]
-    logits = nx.vadd(torch.from_numpy(run.outputs[-1]), torch.from_numpy(last.bias),
-                     cfg.data_width)
+    y = torch.from_numpy(run.outputs[-1])
+    if last.mat.needs_mask:
+        y = nx.vmul(y, torch.from_numpy(last.mat.row_mask()), 0, cfg.data_width)
+    logits = nx.vadd(y, torch.from_numpy(last.bias), cfg.data_width)
     logits = Q.unblock(nx.relu(logits) if last.relu else logits, last.out_features).numpy()
     return NetworkRun(run, expected, mismatches, logits)
