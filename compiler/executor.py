@@ -89,7 +89,7 @@ def run(program: Program, x, *, trace: dict | None = None) -> torch.Tensor:
                 pc = loop_start
                 continue
         elif op == Op.SETA:
-            regs[ins.dst_reg] = ins.n
+            regs[ins.dst_reg] = ins.w
         elif op == Op.ADDA:
             regs[ins.dst_reg] += ins.n - (1 << 12) if ins.n >> 11 else ins.n
         elif op in (Op.MVC, Op.MVS):

@@ -19,7 +19,7 @@ class Op(IntEnum):
     HALT = 0x00     # stop; the host reads outputs and counters
     LOOP = 0x01     # repeat the body up to the matching ENDL n times (no nesting)
     ENDL = 0x02
-    SETA = 0x03     # A[dst.reg] = n
+    SETA = 0x03     # A[dst.reg] = w
     ADDA = 0x04     # A[dst.reg] += sign-extended n (12-bit two's complement)
     MVC = 0x10      # dst[0:n] = circulant(w@wbase) . (a[0:m] ++ b[0:m2]); shifts s1, s2
     MVS = 0x11      # dst[0:n] = block-sparse(w@wbase) . (a[0:m] ++ b[0:m2]); shift s1

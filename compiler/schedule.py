@@ -143,8 +143,8 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
         gb = blocks(layer.hidden)                # one gate's blocks
         hseq = B.alloc(hb * (steps + 1))
         B.vec(Op.VSUB, _abs(hseq), _abs(hseq), hb, b=_abs(hseq))       # h_{-1} = 0
-        B.emit(Op.SETA, dst_reg=1, n=x)
-        B.emit(Op.SETA, dst_reg=2, n=hseq + hb)
+        B.emit(Op.SETA, dst_reg=1, w=x)
+        B.emit(Op.SETA, dst_reg=2, w=hseq + hb)
         xt, ht, hprev = (1, 0), (2, 0), (2, -hb)
         if isinstance(layer, Q.LSTM):
             c, z, t1, t2 = B.alloc(gb), B.alloc(4 * gb), B.alloc(gb), B.alloc(gb)
