@@ -337,7 +337,8 @@ def vmul(a, b, shift: int, width: int):
 
 
 def vshl(a, shift: int, width: int):
-    return saturate(a * (1 << shift), width)
+    """``saturate(a << shift)``; shifts past ``width`` saturate alike (and stay in int64)."""
+    return saturate(a * (1 << min(shift, width)), width)
 
 
 def relu(a):

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import EngineConfig
-from circa.hw.fft import RealFFT, RealIFFT, pipeline_latency
+from circa.hw.fft import RealFFT, RealIFFT, narrow_var, pipeline_latency
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -211,12 +211,12 @@ class BlockCirculantEngine(wiring.Component):
                         m.d.comb += chosen.eq(bank[lane][n])
                 with m.Default():
                     m.d.comb += chosen.eq(bank[L - 1][n])
-            m.d.comb += ifft.i.p[n].eq(_narrow_var(chosen, shift, cfg.ifft_width))
+            m.d.comb += ifft.i.p[n].eq(narrow_var(chosen, shift, cfg.ifft_width))
 
         # -- output ----------------------------------------------------------------------
         m.d.comb += [self.o_y.valid.eq(ifft.o.valid), ifft.o.ready.eq(self.o_y.ready)]
         for n in range(k):
-            m.d.comb += self.o_y.p[n].eq(_narrow_var(ifft.o.p[n], out_shift, cfg.data_width))
+            m.d.comb += self.o_y.p[n].eq(narrow_var(ifft.o.p[n], out_shift, cfg.data_width))
 
         # -- control and counters ------------------------------------------------------------
         outputs_left = Signal.like(self.p)
@@ -244,14 +244,3 @@ def model(cfg: EngineConfig, x: np.ndarray, wf: np.ndarray, shift: int,
     cfg.check_weights(wf)
     return nx.circulant_mvm(x, wf, shift, out_shift, k=cfg.k, data_width=cfg.data_width,
                             fft_width=cfg.fft_width, ifft_width=cfg.ifft_width)
-
-
-def _narrow_var(v, s, width: int):
-    """:func:`circa.numerics.narrow` by a run-time shift ``s``: round half up, saturate.
-
-    ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``, so one
-    barrel shifter serves, with no special case for ``s == 0``.
-    """
-    shifted = (((v << 1) >> s) + 1) >> 1
-    lo, hi = nx.signed_range(width)
-    return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))

@@ -27,6 +27,17 @@ def narrow_hw(v, s: int, width: int):
     return Mux(v > hi, hi, Mux(v < lo, lo, v))
 
 
+def narrow_var(v, s, width: int):
+    """:func:`circa.numerics.narrow` by a run-time shift ``s``: round half up, saturate.
+
+    ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``, so one
+    barrel shifter serves, with no special case for ``s == 0``.
+    """
+    shifted = (((v << 1) >> s) + 1) >> 1
+    lo, hi = nx.signed_range(width)
+    return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
+
+
 def pipeline_latency(plan: list) -> int:
     """Register levels of a plan: one per butterfly step, two per twiddle step."""
     return sum({nx.Butterfly: 1, nx.Twiddle: 2}.get(type(step), 0) for step in plan)

@@ -1,0 +1,317 @@
+"""The accelerator: controller, scratchpad, the two MVM engines and the vector unit.
+
+::
+
+   host_cmd ─► host port ──► instruction memory, scratchpad, weight memories, tables
+   host_rsp ◄─ (reads: scratchpad, status, counters)
+                                   │ start
+                                   ▼
+              controller: fetch ─ decode ─ execute, one instruction at a time
+                 reader: scratchpad[a..], [b..] ─► FIFO ─► circulant | sparse | vector
+                 writer: scratchpad[dst..]     ◄──────────── that engine's output stream
+
+One instruction runs at a time: the reader streams the source blocks into the selected
+engine, the writer stores its output blocks, and the next instruction is fetched when the
+last block is written. The MVM engines consume their whole input before they produce any
+output and the vector unit writes block ``i`` after reading it, so in-place operations
+are safe.
+
+An instruction that is unknown or reaches outside a memory stops the run with ``error``
+set and ``pc`` naming it; nothing waits on anything that may not come.
+"""
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from circa.compiler.isa import FIELDS, Op
+from circa.config import AccelConfig
+from circa.hw.circulant import BlockCirculantEngine
+from circa.hw.sparse import BlockSparseEngine
+from circa.hw.vector import VectorOp, VectorUnit
+
+#: The instruction word as a layout: the ISA's fields, least significant first.
+InstructionLayout = data.StructLayout({
+    name: signed(bits) if is_signed else unsigned(bits) for name, bits, is_signed in FIELDS})
+
+#: Counter numbers for ``Host.COUNTER``.
+COUNTERS = ("cycles", "circulant_busy", "sparse_busy", "vector_busy", "instructions")
+
+
+class Host(enum.IntEnum):
+    """Host port commands (``host_cmd.p.kind``)."""
+    WRITE_IMEM = 0      # imem[addr] = data (128 bits)
+    WRITE_ACT = 1       # scratchpad[addr] = data (one block)
+    WRITE_CIRC = 2      # circulant weight memory lane `lane`, word addr = data
+    WRITE_SPARSE = 3    # sparse entry addr = data: row (16 bits), col (16), then the block
+    WRITE_TABLE = 4     # PWL entry addr = data (slope, icept)
+    WRITE_SCALARS = 5   # PWL table `lane` scalars = data (seg_shift, shift, lo, hi)
+    READ_ACT = 6        # respond scratchpad[addr]
+    START = 7           # run from pc 0
+    STATUS = 8          # respond {done, error, pc}
+    COUNTER = 9         # respond counter number `addr`
+
+
+_VECTOR_OPS = {Op.VADD: VectorOp.VADD, Op.VSUB: VectorOp.VSUB, Op.VMUL: VectorOp.VMUL,
+               Op.VSHR: VectorOp.VSHR, Op.VSHL: VectorOp.VSHL, Op.VRELU: VectorOp.VRELU,
+               Op.VSIG: VectorOp.VPWL, Op.VTANH: VectorOp.VPWL}
+
+
+def host_data_width(cfg: AccelConfig) -> int:
+    """Width of the host port's data field: the widest word it writes or reads."""
+    k, e = cfg.k, cfg.engine
+    r, c = cfg.sparse_block
+    return max(128, k * e.data_width, k * e.weight_width, 32 + r * c * e.weight_width, 66, 64)
+
+
+class Accelerator(wiring.Component):
+    """The whole accelerator for an :class:`~circa.config.AccelConfig`.
+
+    Ports
+    -----
+    host_cmd : stream of ``{kind, addr, lane, data}`` commands (:class:`Host`).
+    host_rsp : stream of ``data`` words, one per read command.
+    done, error, pc : run status (also readable with ``Host.STATUS``).
+
+    Memories start from ``images`` (a dict with ``circulant_weights``, ``sparse_index``,
+    ``sparse_blocks``, ``scratchpad``, ``tables``, ``instructions``, as in a Program), or
+    zero; everything is writable through the host port.
+    """
+
+    def __init__(self, cfg: AccelConfig, images: dict | None = None):
+        self._cfg = cfg
+        self._images = images or {}
+        width = host_data_width(cfg)
+        super().__init__({
+            "host_cmd": In(stream.Signature(data.StructLayout({
+                "kind": 4, "addr": 16, "lane": 8, "data": unsigned(width)}))),
+            "host_rsp": Out(stream.Signature(unsigned(width))),
+            "done": Out(1),
+            "error": Out(1),
+            "pc": Out(range(cfg.imem_depth)),
+        })
+
+    cfg = property(lambda self: self._cfg)
+
+    def elaborate(self, platform):
+        cfg, k, img = self._cfg, self._cfg.k, self._images
+        m = Module()
+        block = data.ArrayLayout(signed(cfg.engine.data_width), k)
+
+        # -- memories and engines ----------------------------------------------------------
+        code = [int(w) for w in img.get("instructions", [])]
+        m.submodules.imem = imem = memory.Memory(shape=128, depth=cfg.imem_depth, init=code)
+        imem_w, imem_r = imem.write_port(), imem.read_port()
+        pad = img.get("scratchpad")
+        m.submodules.act = act = memory.Memory(
+            shape=block, depth=cfg.act_depth,
+            init=[] if pad is None else [[int(v) for v in word] for word in pad])
+        act_w, rd_a, rd_b = act.write_port(), act.read_port(), act.read_port()
+        m.submodules.circ = circ = BlockCirculantEngine(cfg.engine, img.get("circulant_weights"))
+        m.submodules.sparse = sparse = BlockSparseEngine(
+            cfg, img.get("sparse_index"), img.get("sparse_blocks"))
+        m.submodules.vec = vec = VectorUnit(cfg, img.get("tables"))
+        self._debug = dict(circ=circ, sparse=sparse, vec=vec)      # for testbenches
+
+        # -- host port -----------------------------------------------------------------------
+        cmd, rsp = self.host_cmd, self.host_rsp
+        running = Signal()
+        counters = [Signal(32, name=f"count_{name}") for name in COUNTERS]
+        status = Signal(64)
+        m.d.comb += status.eq(self.done | (self.error << 1) | (self.pc << 16))
+        rsp_full = Signal()
+        m.d.comb += rsp.valid.eq(rsp_full)
+        with m.If(rsp.ready):
+            m.d.sync += rsp_full.eq(0)
+        read_act = Signal()                           # a READ_ACT's data arrives next cycle
+        # Writes only while stopped (STATUS and COUNTER any time); a command waits while a
+        # response is pending.
+        m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & (
+            ~running | (cmd.p.kind == Host.STATUS) | (cmd.p.kind == Host.COUNTER)))
+        take = cmd.valid & cmd.ready
+        kind = cmd.p.kind
+        host_act_read = take & (kind == Host.READ_ACT)
+        m.d.sync += read_act.eq(host_act_read)
+        with m.If(read_act):
+            m.d.sync += [rsp.payload.eq(rd_a.data.as_value()), rsp_full.eq(1)]
+        with m.If(take & (kind == Host.STATUS)):
+            m.d.sync += [rsp.payload.eq(status), rsp_full.eq(1)]
+        with m.If(take & (kind == Host.COUNTER)):
+            with m.Switch(cmd.p.addr):
+                for n, counter in enumerate(counters):
+                    with m.Case(n):
+                        m.d.sync += rsp.payload.eq(counter)
+            m.d.sync += rsp_full.eq(1)
+        r, c = cfg.sparse_block
+        m.d.comb += [
+            imem_w.en.eq(take & (kind == Host.WRITE_IMEM)),
+            imem_w.addr.eq(cmd.p.addr), imem_w.data.eq(cmd.p.data),
+            circ.w_en.eq(take & (kind == Host.WRITE_CIRC)),
+            circ.w_lane.eq(cmd.p.lane), circ.w_addr.eq(cmd.p.addr),
+            circ.w_data.eq(cmd.p.data),
+            sparse.w_en.eq(take & (kind == Host.WRITE_SPARSE)),
+            sparse.w_addr.eq(cmd.p.addr),
+            sparse.w_index.row.eq(cmd.p.data[:16]), sparse.w_index.col.eq(cmd.p.data[16:32]),
+            sparse.w_block.eq(cmd.p.data[32:]),
+            vec.t_en.eq(take & (kind == Host.WRITE_TABLE)),
+            vec.t_addr.eq(cmd.p.addr), vec.t_data.eq(cmd.p.data),
+            vec.s_en.eq(take & (kind == Host.WRITE_SCALARS)),
+            vec.s_table.eq(cmd.p.lane), vec.s_data.eq(cmd.p.data),
+        ]
+
+        # -- controller --------------------------------------------------------------------
+        ins = Signal(InstructionLayout)
+        regs = [Signal(signed(18), name=f"A{n}") for n in range(4)]
+        loop_start = Signal.like(self.pc)
+        loop_left = Signal(12)
+
+        def address(reg, offset):
+            return Mux(reg == 0, 0, Mux(reg == 1, regs[1], Mux(reg == 2, regs[2], regs[3]))) \
+                + offset
+
+        dst = Signal(signed(19))
+        src_a, src_b = Signal(signed(19)), Signal(signed(19))
+        m.d.comb += [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
+                     src_b.eq(address(ins.b_reg, ins.b))]
+        op = ins.op
+        is_mvc, is_mvs = op == Op.MVC, op == Op.MVS
+        is_vector = Signal()
+        m.d.comb += is_vector.eq(sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0)
+        inputs = Signal(13)                # beats the reader sends
+        outputs = Signal(12)               # beats the writer stores
+        m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
+
+        def fits(start, count):
+            return (start >= 0) & (start + count <= cfg.act_depth)
+
+        legal = Signal()
+        m.d.comb += legal.eq(
+            Mux(is_mvc | is_mvs,
+                fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
+                & (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
+                & (ins.n <= cfg.engine.max_p)
+                & Mux(is_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
+                      & (ins.w < cfg.engine.weight_depth), ins.w < cfg.sparse_depth),
+                Mux(is_vector, fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
+                    & (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH)) | (ins.w < cfg.tables)),
+                    (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)
+                    | (op == Op.ADDA))))
+
+        # reader -> FIFO -> engines
+        word = k * cfg.engine.data_width
+        m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=4)
+        sent = Signal(13)
+        in_flight = Signal()
+        issue = Signal()
+        reading = Signal()
+        m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < 3))
+        part_a = Mux(is_vector | (sent < ins.m), src_a + sent, src_b + (sent - ins.m))
+        m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)), rd_b.addr.eq(src_b + sent)]
+        m.d.sync += in_flight.eq(issue)
+        with m.If(issue):
+            m.d.sync += sent.eq(sent + 1)
+        m.d.comb += [inbox.w_en.eq(in_flight),
+                     inbox.w_data.eq(Cat(rd_a.data.as_value(), rd_b.data.as_value()))]
+        a_word, b_word = inbox.r_data[:word], inbox.r_data[word:]
+        m.d.comb += [
+            circ.i_x.payload.eq(a_word), sparse.i_x.payload.eq(a_word),
+            vec.i.payload.a.eq(a_word), vec.i.payload.b.eq(b_word),
+            circ.i_x.valid.eq(inbox.r_rdy & is_mvc & reading),
+            sparse.i_x.valid.eq(inbox.r_rdy & is_mvs & reading),
+            vec.i.valid.eq(inbox.r_rdy & is_vector & reading),
+            inbox.r_en.eq(Mux(is_mvc, circ.i_x.ready, Mux(is_mvs, sparse.i_x.ready,
+                                                         vec.i.ready)) & reading),
+            vec.op.eq(Mux(op == Op.VADD, VectorOp.VADD, Mux(op == Op.VSUB, VectorOp.VSUB,
+                      Mux(op == Op.VMUL, VectorOp.VMUL, Mux(op == Op.VSHR, VectorOp.VSHR,
+                      Mux(op == Op.VSHL, VectorOp.VSHL, Mux(op == Op.VRELU, VectorOp.VRELU,
+                          VectorOp.VPWL))))))),
+            vec.shift.eq(ins.s1), vec.table.eq(ins.w),
+        ]
+
+        # engines -> writer -> scratchpad
+        written = Signal(12)
+        out_valid = Mux(is_mvc, circ.o_y.valid, Mux(is_mvs, sparse.o_y.valid, vec.o.valid))
+        out_data = Mux(is_mvc, circ.o_y.payload.as_value(),
+                       Mux(is_mvs, sparse.o_y.payload.as_value(), vec.o.payload.as_value()))
+        store = Signal()
+        m.d.comb += [
+            store.eq(reading & out_valid),
+            circ.o_y.ready.eq(reading & is_mvc), sparse.o_y.ready.eq(reading & is_mvs),
+            vec.o.ready.eq(reading & is_vector),
+            act_w.en.eq(Mux(running, store, take & (kind == Host.WRITE_ACT))),
+            act_w.addr.eq(Mux(running, dst + written, cmd.p.addr)),
+            act_w.data.eq(Mux(running, out_data, cmd.p.data)),
+        ]
+        with m.If(store):
+            m.d.sync += written.eq(written + 1)
+
+        # engine set-up
+        m.d.comb += [
+            circ.p.eq(ins.n), circ.q.eq(ins.m + ins.m2), circ.base.eq(ins.w),
+            circ.shift.eq(ins.s1), circ.out_shift.eq(ins.s2),
+            sparse.p.eq(ins.n), sparse.q.eq(ins.m + ins.m2), sparse.base.eq(ins.w),
+            sparse.shift.eq(ins.s1),
+        ]
+
+        with m.If(running):
+            m.d.sync += counters[0].eq(counters[0] + 1)
+            with m.If(circ.busy):
+                m.d.sync += counters[1].eq(counters[1] + 1)
+            with m.If(sparse.busy):
+                m.d.sync += counters[2].eq(counters[2] + 1)
+            with m.If(reading & is_vector):
+                m.d.sync += counters[3].eq(counters[3] + 1)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(take & (kind == Host.START)):
+                    m.d.sync += [running.eq(1), self.pc.eq(0), self.done.eq(0),
+                                 self.error.eq(0)] + [c.eq(0) for c in counters]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += imem_r.addr.eq(self.pc)
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.comb += imem_r.addr.eq(self.pc)
+                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), written.eq(0)]
+                m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                m.d.sync += counters[4].eq(counters[4] + 1)
+                with m.If(~legal):
+                    m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
+                    m.next = "IDLE"
+                with m.Elif(op == Op.HALT):
+                    m.d.sync += [running.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
+                with m.Elif(is_mvc | is_mvs | is_vector):
+                    m.d.comb += [circ.start.eq(is_mvc), sparse.start.eq(is_mvs)]
+                    m.next = "STREAM"
+                with m.Else():
+                    m.d.sync += self.pc.eq(self.pc + 1)
+                    m.next = "FETCH"
+                    with m.Switch(op):
+                        with m.Case(Op.SETA):
+                            for n in (1, 2, 3):
+                                with m.If(ins.dst_reg == n):
+                                    m.d.sync += regs[n].eq(ins.w)
+                        with m.Case(Op.ADDA):
+                            step = ins.n.as_signed()   # 12-bit two's complement
+                            for n in (1, 2, 3):
+                                with m.If(ins.dst_reg == n):
+                                    m.d.sync += regs[n].eq(regs[n] + step)
+                        with m.Case(Op.LOOP):
+                            m.d.sync += [loop_start.eq(self.pc + 1), loop_left.eq(ins.n)]
+                        with m.Case(Op.ENDL):
+                            m.d.sync += loop_left.eq(loop_left - 1)
+                            with m.If(loop_left != 1):
+                                m.d.sync += self.pc.eq(loop_start)
+            with m.State("STREAM"):
+                m.d.comb += reading.eq(1)
+                with m.If((written == outputs) & ~circ.busy & ~sparse.busy):
+                    m.d.sync += self.pc.eq(self.pc + 1)
+                    m.next = "FETCH"
+        return m
+

@@ -1,0 +1,351 @@
+"""The element-wise vector unit: one block of ``k`` words per cycle, every ISA vector op.
+
+Every op is one expression, ``y = narrow(x * m + c, s, width)`` per element, with the
+operands chosen per op (``w = data_width``)::
+
+    op      x               m               c                s
+    VADD    a               1               b                0
+    VSUB    a               1               -b               0
+    VMUL    a               b               0                shift
+    VSHR    a               1               0                shift
+    VSHL    a               0               a << (w-1)       w-1 - min(shift, w-1)
+    VRELU   a               (a >= 0)        0                0
+    VPWL    clip(a, lo, hi) slope[index]    icept[index]     table's shift
+
+So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time narrowing
+(a barrel shifter and a saturation), shared by all ops. Two of the rows need a word:
+
+* VSHL is a right shift of ``a << (w-1)`` (a constant shift: wiring). The division by
+  ``2**(w-1-s)`` is exact, so the rounding adds nothing. Clamping ``shift`` to ``w-1``
+  keeps the result: a non-zero word shifted by ``w-1`` already saturates, except
+  ``-1 << (w-1)``, which is the most negative word, as ``-1 << shift`` saturates to.
+* VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
+  other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
+
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``)::
+
+    i ──► clamp, segment index ──► S1: table entry (memory read), x, b, op, shifts
+          (per-table scalars)      S2: x * m (the lane's multiplier), c, s
+                                   S3: narrow(product + c, s)  ──► o
+"""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from circa import numerics as nx
+from circa.config import AccelConfig
+from circa.hw.fft import narrow_var
+
+__all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
+
+SLOPE_WIDTH = nx.MAX_OPERAND_WIDTH   # one multiplier operand
+ICEPT_WIDTH = 48                     # in the product's format (see compiler/pwl.py)
+SHIFT_WIDTH = 6                      # run-time shifts 0..63 (the ISA's s1 field)
+
+
+class VectorOp(enum.IntEnum):
+    """Op codes of the ``op`` port (VSIG and VTANH of the ISA are both ``VPWL``)."""
+    VADD = 0
+    VSUB = 1
+    VMUL = 2
+    VSHR = 3
+    VSHL = 4
+    VRELU = 5
+    VPWL = 6
+
+
+def entry_layout() -> data.StructLayout:
+    """One PWL segment: ``slope`` (18 bits) and ``icept`` (48 bits), both signed."""
+    return data.StructLayout({"slope": signed(SLOPE_WIDTH), "icept": signed(ICEPT_WIDTH)})
+
+
+def scalar_layout(data_width: int) -> data.StructLayout:
+    """A table's scalars: ``seg_shift``, ``shift`` (0..63) and the clamp bounds ``lo``, ``hi``."""
+    return data.StructLayout({"seg_shift": SHIFT_WIDTH, "shift": SHIFT_WIDTH,
+                              "lo": signed(data_width), "hi": signed(data_width)})
+
+
+def identity_table(cfg: AccelConfig) -> nx.PWLTable:
+    """The table an unused slot holds: all zero slopes and intercepts (output 0)."""
+    lo, hi = nx.signed_range(cfg.engine.data_width)
+    n = cfg.pwl_segments
+    return nx.PWLTable(slope=(0,) * n, icept=(0,) * n, seg_shift=0, shift=0, lo=lo, hi=hi)
+
+
+def check_tables(cfg: AccelConfig, tables) -> list[nx.PWLTable]:
+    """Validate PWL tables for ``cfg``; return them padded to ``cfg.tables`` entries."""
+    tables = [] if tables is None else list(tables)
+    width = cfg.engine.data_width
+    if len(tables) > cfg.tables:
+        raise ValueError(f"{len(tables)} PWL tables given, but the unit holds cfg.tables = "
+                         f"{cfg.tables}; build it with a larger AccelConfig.tables")
+    wlo, whi = nx.signed_range(width)
+    for n, t in enumerate(tables):
+        if not isinstance(t, nx.PWLTable):
+            raise ValueError(f"PWL table {n} must be a circa.numerics.PWLTable, not {type(t).__name__}")
+        if len(t.slope) != cfg.pwl_segments or len(t.icept) != cfg.pwl_segments:
+            raise ValueError(f"PWL table {n} has {len(t.slope)} slopes and {len(t.icept)} "
+                             f"intercepts; the unit needs cfg.pwl_segments = {cfg.pwl_segments} "
+                             f"of each (fit it with segments={cfg.pwl_segments})")
+        for name, values, bits in (("slope", t.slope, SLOPE_WIDTH), ("intercept", t.icept, ICEPT_WIDTH)):
+            lo, hi = nx.signed_range(bits)
+            bad = [v for v in values if not lo <= v <= hi]
+            if bad:
+                raise ValueError(f"PWL table {n}: every {name} must fit in {bits} signed bits "
+                                 f"[{lo}, {hi}], found {bad[0]}")
+        for name in ("seg_shift", "shift"):
+            value = getattr(t, name)
+            if not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << SHIFT_WIDTH:
+                raise ValueError(f"PWL table {n}: {name} must be an integer from 0 to "
+                                 f"{(1 << SHIFT_WIDTH) - 1}, not {value!r}")
+        if not (wlo <= t.lo <= t.hi <= whi):
+            raise ValueError(f"PWL table {n}: need {wlo} <= lo <= hi <= {whi} (data_width = "
+                             f"{width}), not lo = {t.lo}, hi = {t.hi}")
+    return tables + [identity_table(cfg)] * (cfg.tables - len(tables))
+
+
+class VectorUnit(wiring.Component):
+    """Element-wise unit: VADD, VSUB, VMUL, VSHR, VSHL, VRELU and PWL activations.
+
+    Parameters
+    ----------
+    cfg : AccelConfig
+        ``k = cfg.k`` lanes of ``w = cfg.engine.data_width``-bit words; ``cfg.tables`` PWL
+        tables of ``cfg.pwl_segments`` segments.
+    tables : list of PWLTable, optional
+        Initial table contents (at most ``cfg.tables``; the rest output 0).
+
+    Ports
+    -----
+    i : stream of ``StructLayout({"a": block, "b": block})``, ``block =
+        ArrayLayout(signed(w), k)``. ``b`` is only used by VADD, VSUB and VMUL.
+    o : stream of ``block``: the results, in order.
+    op : ``VectorOp`` code (3 bits; code 7 is reserved and outputs 0).
+    shift : 0..63, the ISA's ``s1`` (VMUL, VSHR, VSHL).
+    table : ``range(cfg.tables)``, the PWL table of VPWL.
+        ``op``, ``shift`` and ``table`` are sampled with each accepted beat of ``i`` and
+        travel down the pipeline with it, so a change applies from the next beat. The
+        controller holds them while an instruction's blocks flow.
+    t_en, t_addr, t_data : PWL entry write port: ``t_addr = table * segments + segment``,
+        ``t_data`` of :func:`entry_layout`. Every lane's copy is written.
+    s_en, s_table, s_data : per-table scalars write port, ``s_data`` of
+        :func:`scalar_layout`.
+        Host loading only: write while no VPWL beat is in the pipeline.
+
+    Latency ``latency`` (3) cycles from an accepted beat to its output with ``o.ready``
+    high; throughput one block per cycle, for every op and any mix of ops.
+
+    Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
+    (``cfg.tables * cfg.pwl_segments`` words of 66 bits: two ECP5 DP16KD per lane, as a
+    block RAM port is at most 36 bits wide) and ``cfg.tables`` sets of scalar registers.
+    The model of the contract's ``vshl`` overflows int64 for ``shift > 63 - w``; this
+    unit (and :func:`model`) clamp the shift first, which changes no result.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
+        if not isinstance(cfg, AccelConfig):
+            raise ValueError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
+        self._cfg = cfg
+        self._tables = tuple(check_tables(cfg, tables))
+        w, k = cfg.engine.data_width, cfg.k
+        block = data.ArrayLayout(signed(w), k)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"a": block, "b": block}))),
+            "o": Out(stream.Signature(block)),
+            "op": In(3),
+            "shift": In(SHIFT_WIDTH),
+            "table": In(range(cfg.tables)),
+            "t_en": In(1),
+            "t_addr": In(range(cfg.tables * cfg.pwl_segments)),
+            "t_data": In(entry_layout()),
+            "s_en": In(1),
+            "s_table": In(range(cfg.tables)),
+            "s_data": In(scalar_layout(w)),
+        })
+
+    cfg = property(lambda self: self._cfg)
+    tables = property(lambda self: self._tables)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input beat to its output, with the output always ready."""
+        return self.LATENCY
+
+    @property
+    def multipliers(self) -> int:
+        """Real multipliers (18 x data_width): one per lane."""
+        return self._cfg.k
+
+    def model(self, op, a, b=None, shift=0, table=0) -> np.ndarray:
+        """Bit-exact model with the initial tables, see :func:`model`."""
+        return model(self._cfg, self._tables, op, a, b, shift, table)
+
+    def elaborate(self, platform):
+        cfg, k, w = self._cfg, self._cfg.k, self._cfg.engine.data_width
+        segments = cfg.pwl_segments
+        seg_bits = segments.bit_length() - 1
+        wlo, whi = nx.signed_range(w)
+        m = Module()
+
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        # -- PWL tables: scalars in registers, entries in one memory per lane ---------------
+        scalars = [Signal(scalar_layout(w), name=f"scalars{n}",
+                          init={"seg_shift": t.seg_shift, "shift": t.shift, "lo": t.lo, "hi": t.hi})
+                   for n, t in enumerate(self._tables)]
+        with m.If(self.s_en):
+            with m.Switch(self.s_table):
+                for n, s in enumerate(scalars):
+                    with m.Case(n):
+                        m.d.sync += s.eq(self.s_data)
+        sel = Signal(scalar_layout(w))           # the beat's table, read combinationally
+        with m.Switch(self.table):
+            for n, s in enumerate(scalars[:-1]):
+                with m.Case(n):
+                    m.d.comb += sel.eq(s)
+            with m.Default():
+                m.d.comb += sel.eq(scalars[-1])
+
+        init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
+        entries = []
+        for lane in range(k):
+            mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init)
+            m.submodules[f"pwl{lane}"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.en.eq(self.t_en), wr.addr.eq(self.t_addr), wr.data.eq(self.t_data),
+                         rd.en.eq(advance)]       # the read register is stage 1: it stalls too
+            entries.append(rd)
+
+        # -- stage 0 (combinational): clamp and segment index ------------------------------
+        # Only VPWL clamps; the other ops clamp to the full word range, i.e. not at all.
+        pwl0 = self.op == VectorOp.VPWL
+        lo = Mux(pwl0, sel.lo, wlo)
+        hi = Mux(pwl0, sel.hi, whi)
+        xs = []
+        for lane in range(k):
+            a = self.i.p.a[lane]
+            up = Mux(a < lo, lo, a)                 # clip(a, lo, hi) = min(max(a, lo), hi)
+            x = Signal(signed(w), name=f"x{lane}")
+            m.d.comb += x.eq(Mux(up > hi, hi, up))
+            seg = (x >> sel.seg_shift) + segments // 2
+            index = Mux(seg < 0, 0, Mux(seg > segments - 1, segments - 1, seg))
+            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], self.table))
+            xs.append(x)
+
+        def stage(name, values):
+            """Registers that advance with the pipeline."""
+            regs = []
+            for n, v in enumerate(values):
+                r = Signal(v.shape(), name=f"{name}_{n}")
+                with m.If(advance):
+                    m.d.sync += r.eq(v)
+                regs.append(r)
+            return regs
+
+        # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
+        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [
+            self.i.valid, self.op, self.shift, sel.shift])
+        s1_x = stage("s1_x", xs)
+        s1_b = stage("s1_b", [self.i.p.b[lane] for lane in range(k)])
+        # VSHL: a << min(shift, w-1) as an exact right shift of a << (w-1) (module docstring)
+        shl_shift = (w - 1) - Mux(s1_shift > w - 1, w - 1, s1_shift)
+        s = Signal(SHIFT_WIDTH)
+        with m.Switch(s1_op):
+            with m.Case(VectorOp.VMUL, VectorOp.VSHR):
+                m.d.comb += s.eq(s1_shift)
+            with m.Case(VectorOp.VSHL):
+                m.d.comb += s.eq(shl_shift)
+            with m.Case(VectorOp.VPWL):
+                m.d.comb += s.eq(s1_pshift)
+        mul, add = [], []
+        for lane in range(k):
+            x, b, entry = s1_x[lane], s1_b[lane], entries[lane].data
+            mv = Signal(signed(SLOPE_WIDTH), name=f"m{lane}")
+            cv = Signal(signed(ICEPT_WIDTH + 1), name=f"c{lane}")
+            with m.Switch(s1_op):
+                with m.Case(VectorOp.VADD):
+                    m.d.comb += [mv.eq(1), cv.eq(b)]
+                with m.Case(VectorOp.VSUB):
+                    m.d.comb += [mv.eq(1), cv.eq(-b)]
+                with m.Case(VectorOp.VMUL):
+                    m.d.comb += mv.eq(b)
+                with m.Case(VectorOp.VSHR):
+                    m.d.comb += mv.eq(1)
+                with m.Case(VectorOp.VSHL):
+                    m.d.comb += cv.eq(x << (w - 1))
+                with m.Case(VectorOp.VRELU):
+                    m.d.comb += mv.eq(x >= 0)
+                with m.Case(VectorOp.VPWL):
+                    m.d.comb += [mv.eq(entry.slope), cv.eq(entry.icept)]
+            mul.append(x * mv)       # the lane's only multiplier: 18 x w, registered below
+            add.append(cv)
+
+        # -- stage 2: product and addend; stage 3: sum, round, saturate -------------------------
+        s2_valid, s2_s = stage("s2", [s1_valid, s])
+        s2_mul = stage("s2_mul", mul)
+        s2_add = stage("s2_add", add)
+        s3_valid, = stage("s3", [s2_valid])
+        s3_y = stage("s3_y", [narrow_var(p + c, s2_s, w) for p, c in zip(s2_mul, s2_add)])
+        m.d.comb += self.o.valid.eq(s3_valid)
+        for lane in range(k):
+            m.d.comb += self.o.p[lane].eq(s3_y[lane])
+        return m
+
+
+def model(cfg: AccelConfig, tables, op, a, b=None, shift=0, table=0) -> np.ndarray:
+    """Bit-exact model of :class:`VectorUnit`, from the :mod:`circa.numerics` functions.
+
+    Parameters
+    ----------
+    cfg : AccelConfig
+    tables : list of PWLTable (validated and padded as the unit does).
+    op, shift, table : ints, or sequences of one int per row (a beat's control).
+    a, b : integer arrays ``(n, k)`` of ``data_width``-bit words (``b`` ignored unless
+        VADD, VSUB or VMUL; default zeros).
+
+    Returns
+    -------
+    numpy int64 array ``(n, k)``.
+    """
+    tables = check_tables(cfg, tables)
+    w = cfg.engine.data_width
+    a = np.asarray(a, dtype=np.int64)
+    b = np.zeros_like(a) if b is None else np.asarray(b, dtype=np.int64)
+    if a.ndim != 2 or a.shape[1] != cfg.k or b.shape != a.shape:
+        raise ValueError(f"a and b must have shape (n, {cfg.k}), not {a.shape} and {b.shape}")
+    lo, hi = nx.signed_range(w)
+    for name, v in (("a", a), ("b", b)):
+        if v.size and (v.min() < lo or v.max() > hi):
+            raise ValueError(f"{name} must hold {w}-bit signed words [{lo}, {hi}]")
+    n = len(a)
+    ops, shifts, tabs = (np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))
+                         for v in (op, shift, table))
+    out = np.empty_like(a)
+    for row in range(n):
+        o, s, t = int(ops[row]), int(shifts[row]), int(tabs[row])
+        if o not in VectorOp.__members__.values():
+            raise ValueError(f"op must be a VectorOp code 0..6, not {o}")
+        if not 0 <= s < 1 << SHIFT_WIDTH:
+            raise ValueError(f"shift must be from 0 to {(1 << SHIFT_WIDTH) - 1}, not {s}")
+        if not 0 <= t < cfg.tables:
+            raise ValueError(f"table must be from 0 to {cfg.tables - 1}, not {t}")
+        x, y = a[row], b[row]
+        out[row] = {
+            VectorOp.VADD: lambda: nx.vadd(x, y, w),
+            VectorOp.VSUB: lambda: nx.vsub(x, y, w),
+            VectorOp.VMUL: lambda: nx.vmul(x, y, s, w),
+            VectorOp.VSHR: lambda: nx.narrow(x, s, w),
+            # shifts beyond w saturate every non-zero word; min() keeps int64 from overflowing
+            VectorOp.VSHL: lambda: nx.vshl(x, min(s, w), w),
+            VectorOp.VRELU: lambda: nx.relu(x),
+            VectorOp.VPWL: lambda: nx.pwl(tables[t], x, w),
+        }[VectorOp(o)]()
+    return out

@@ -1,0 +1,58 @@
+"""The accelerator in Amaranth's simulator (``circa sim --backend amaranth``): slow, but
+needs no C++ build; used by the fast unit tests."""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from circa.compiler import executor
+from circa.compiler.program import Program
+from circa.hw.accel import COUNTERS, Accelerator
+from circa.sim import host
+
+
+def run(program: Program, x, *, timeout: int = 100_000, raw_instructions=None):
+    """Like :func:`circa.sim.accel_rtl.run`: ``(outputs, counters, status)``.
+    ``raw_instructions`` (words) replace the Program's, to test malformed code."""
+    words = executor.quantize_inputs(program, x).numpy()
+    dut = Accelerator(program.config)
+    outputs, counters, status = [], [], []
+
+    async def exchange(ctx, commands):
+        responses = []
+        for word in commands:
+            ctx.set(dut.host_cmd.payload, dut.host_cmd.payload.shape().const(
+                {"kind": word & 0xF, "addr": (word >> 4) & 0xFFFF, "lane": (word >> 20) & 0xFF,
+                 "data": word >> 28}))
+            ctx.set(dut.host_cmd.valid, 1)
+            await ctx.tick().until(dut.host_cmd.ready)
+            ctx.set(dut.host_cmd.valid, 0)
+            if word & 0xF in (6, 8, 9):
+                ctx.set(dut.host_rsp.ready, 1)
+                payload, = await ctx.tick().sample(dut.host_rsp.payload).until(dut.host_rsp.valid)
+                ctx.set(dut.host_rsp.ready, 0)
+                responses.append(int(payload))
+        return responses
+
+    async def bench(ctx):
+        await exchange(ctx, host.load_program(program))
+        for pc, word in enumerate(raw_instructions or []):
+            await exchange(ctx, [host.command(host.Host.WRITE_IMEM, pc, data=word)])
+        for w in words:
+            await exchange(ctx, host.write_inputs(program, w) + [host.command(host.Host.START)])
+            for _ in range(timeout):
+                if ctx.get(dut.done):
+                    break
+                await ctx.tick()
+            else:
+                status.append((2, ctx.get(dut.pc)))
+                return
+            status.append((ctx.get(dut.error), ctx.get(dut.pc)))
+            outputs.append(host.unpack_outputs(program, await exchange(ctx, host.read_outputs(program))))
+            counters.append(dict(zip(COUNTERS, await exchange(ctx, host.read_counters()))))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(outputs), counters, status

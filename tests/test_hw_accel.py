@@ -1,0 +1,51 @@
+"""The whole accelerator in Amaranth's simulator: compiled Programs run bit-exact."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from circa.compiler import executor, isa
+from circa.compiler.program import Program
+from circa.sim import accel_amaranth
+from test_schedule import CONFIG, compile_model
+
+SMALL = dataclasses.replace(CONFIG, act_depth=192, imem_depth=64, sparse_depth=512)
+
+
+@pytest.mark.parametrize("scheme", ["dense", "circulant:8", "sparse:4x4:0.5"])
+@pytest.mark.parametrize("name", ["mlp", "lstm_proj", "lstm2", "gru2", "classifier"])
+def test_program_runs_bit_exact(name, scheme):
+    _, program, x = compile_model(name, scheme, SMALL)
+    x = x[:2]
+    outputs, counters, status = accel_amaranth.run(program, x)
+    assert all(s == (0, len(program.instructions) - 1) for s in status)   # halted, no error
+    expected = executor.run(program, x)
+    expected = expected if program.sequence_output else expected[:, None]
+    assert np.array_equal(outputs, expected.numpy())
+    c = counters[0]
+    assert c["instructions"] > 0 and c["cycles"] > c["vector_busy"] > 0
+    assert (c["circulant_busy"] > 0) == (scheme == "circulant:8")
+
+
+def illegal(program: Program, ins: isa.Instruction) -> Program:
+    return dataclasses.replace(program, instructions=[ins, isa.Instruction(isa.Op.HALT)],
+                               tags=["", ""])
+
+
+@pytest.mark.parametrize("ins", [
+    isa.Instruction(isa.Op.VADD, dst=SMALL.act_depth - 1, n=2),           # past the scratchpad
+    isa.Instruction(isa.Op.MVC, n=1, m=SMALL.engine.max_q + 1),          # too many blocks
+    isa.Instruction(isa.Op.VSIG, n=1, w=SMALL.tables),                   # no such table
+])
+def test_illegal_instruction_stops_with_error(ins):
+    _, program, x = compile_model("mlp", "dense", SMALL)
+    _, _, status = accel_amaranth.run(illegal(program, ins), x[:1])
+    assert status == [(1, 0)]                    # error at pc 0, and it did not hang
+
+
+def test_unknown_opcode_stops_with_error():
+    _, program, x = compile_model("mlp", "dense", SMALL)
+    bad = dataclasses.replace(program, instructions=[isa.Instruction(isa.Op.HALT)], tags=[""])
+    words = [0x3F]                                # opcode 0x3f does not exist
+    _, _, status = accel_amaranth.run(bad, x[:1], raw_instructions=words)
+    assert status == [(1, 0)]
