@@ -28,6 +28,13 @@ def _compile(args) -> tuple[dict, str, bool]:
     return report, compile_.render(report), True
 
 
+def _sim(args) -> tuple[dict, str, bool]:
+    from circa.sim import simulate
+    report = simulate.simulate(args.dir, args.inputs, args.outputs, backend=args.backend,
+                               limit=args.limit)
+    return report, simulate.render(report), report["bit_exact"]
+
+
 def _bench(args) -> tuple[dict, str, bool]:
     from circa import bench
     report = bench.run(k=args.k, size=args.size, lanes=args.lanes, vectors=args.vectors)
@@ -74,6 +81,18 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=int, default=0)
     comp.set_defaults(run=_compile)
 
+    sim = sub.add_parser("sim", help="run a compiled Program on the RTL, bit-exact check",
+                         description=(
+        "Build the accelerator for DIR's AccelConfig (Verilator builds are cached per "
+        "configuration), run every input of X.npy through the host port, compare every "
+        "output word with the golden model, and write the dequantized outputs to Y.npy."))
+    sim.add_argument("dir", metavar="DIR")
+    sim.add_argument("--inputs", required=True, metavar="X.npy", help="the model's input layout")
+    sim.add_argument("--outputs", metavar="Y.npy")
+    sim.add_argument("--backend", choices=["verilator", "amaranth"], default="verilator")
+    sim.add_argument("--limit", type=int, help="only the first N inputs")
+    sim.set_defaults(run=_sim)
+
     bench = sub.add_parser("bench", help="engine cycles and utilisation on a large layer", description=(
         "Measure cycles per MVM of a SIZE x SIZE block-circulant layer in Verilator for "
         "several lane counts, against the ideal p*q/lanes, plus build time and sim speed."))
@@ -98,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     acc.add_argument("--seed", type=int, default=0)
     acc.set_defaults(run=_bench_accuracy)
 
-    for command in (demo, comp, bench, acc):
+    for command in (demo, comp, sim, bench, acc):
         command.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 

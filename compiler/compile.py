@@ -114,7 +114,7 @@ def _report(schemes, qnet: Q.QuantNetwork, program, cfg: AccelConfig, network) -
             "output": {"features": program.output.features, "frac": program.output.frac,
                        "sequence": program.sequence_output},
             "bits": cfg.engine.data_width, "k": cfg.k, "lanes": lanes,
-            "model_kind": network.kind}
+            "model_kind": network.kind, "batch_first": bool(network.batch_first)}
 
 
 def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file=None,

@@ -52,9 +52,11 @@ def sparse_matrix(program: Program, base: int, p: int, q: int) -> torch.Tensor:
     return w
 
 
-def run(program: Program, x, *, trace: dict | None = None) -> torch.Tensor:
+def run(program: Program, x, *, trace: dict | None = None,
+        events: list | None = None) -> torch.Tensor:
     """Execute ``program`` on float inputs; returns the output words, ``(n, features)`` or
-    ``(n, steps, features)``. ``trace`` receives each tagged instruction's result."""
+    ``(n, steps, features)``. ``trace`` receives each tagged instruction's result;
+    ``events`` every executed instruction that writes, as ``(pc, address, blocks)``."""
     cfg = program.config
     k, width = cfg.k, cfg.engine.data_width
     words = quantize_inputs(program, x)
@@ -119,6 +121,8 @@ def run(program: Program, x, *, trace: dict | None = None) -> torch.Tensor:
             mem[:, dst:dst + result.shape[1]] = result
             if trace is not None and program.tags[pc]:
                 trace.setdefault(program.tags[pc], []).append(result.clone())
+            if events is not None:
+                events.append((pc, dst, result.clone()))
         pc += 1
 
     out = program.output

@@ -114,11 +114,12 @@ class Accelerator(wiring.Component):
         m.submodules.sparse = sparse = BlockSparseEngine(
             cfg, img.get("sparse_index"), img.get("sparse_blocks"))
         m.submodules.vec = vec = VectorUnit(cfg, img.get("tables"))
-        self._debug = dict(circ=circ, sparse=sparse, vec=vec)      # for testbenches
+        self._debug = dict(circ=circ, sparse=sparse, vec=vec, act_w=act_w)  # for testbenches
 
         # -- host port -----------------------------------------------------------------------
         cmd, rsp = self.host_cmd, self.host_rsp
         running = Signal()
+        self._debug["running"] = running
         counters = [Signal(32, name=f"count_{name}") for name in COUNTERS]
         status = Signal(64)
         m.d.comb += status.eq(self.done | (self.error << 1) | (self.pc << 16))

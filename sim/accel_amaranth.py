@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from circa.compiler import executor
+from circa.compiler import executor, isa
 from circa.compiler.program import Program
 from circa.hw.accel import COUNTERS, Accelerator
 from circa.sim import host
 
 
-def run(program: Program, x, *, timeout: int = 100_000, raw_instructions=None):
+def run(program: Program, x, *, timeout: int = 100_000, raw_instructions=None,
+        writes: list | None = None):
     """Like :func:`circa.sim.accel_rtl.run`: ``(outputs, counters, status)``.
-    ``raw_instructions`` (words) replace the Program's, to test malformed code."""
+    ``raw_instructions`` (words) replace the Program's, to test malformed code; ``writes``
+    receives every scratchpad write of the runs as ``(pc, address, block)``."""
     words = executor.quantize_inputs(program, x).numpy()
     dut = Accelerator(program.config)
     outputs, counters, status = [], [], []
@@ -51,8 +53,45 @@ def run(program: Program, x, *, timeout: int = 100_000, raw_instructions=None):
             outputs.append(host.unpack_outputs(program, await exchange(ctx, host.read_outputs(program))))
             counters.append(dict(zip(COUNTERS, await exchange(ctx, host.read_counters()))))
 
+    async def monitor(ctx):
+        port = dut._debug["act_w"]
+        async for _, _, en, addr, word, running, pc in ctx.tick().sample(
+                port.en, port.addr, port.data, dut._debug["running"], dut.pc):
+            if en and running:
+                writes.append((pc, addr, [int(v) for v in word]))
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    if writes is not None:
+        sim.add_process(monitor)
     sim.run()
     return np.array(outputs), counters, status
+
+
+def locate_divergence(program: Program, x_one) -> dict | None:
+    """Run one input on the RTL (Amaranth simulator) and the executor side by side and
+    name the first instruction whose written blocks differ: its pc, the golden tensor
+    (layer) it computes, the time step, and the first differing word."""
+    events, writes = [], []
+    executor.run(program, x_one[None], events=events)
+    run(program, x_one[None], writes=writes)
+    instance = []                        # RTL writes grouped per executed instruction
+    for pc, addr, block in writes:
+        if not instance or instance[-1][0] != pc:
+            instance.append((pc, []))
+        instance[-1][1].append((addr, block))
+    seen = {}
+    for (pc, dst, result), got in zip(events, instance + [(None, [])] * len(events)):
+        step = seen[pc] = seen.get(pc, -1) + 1
+        expected = result[0].numpy()
+        words = [blk for _, blk in got[1]] if got[0] == pc else []
+        for b in range(len(expected)):
+            if b >= len(words) or list(expected[b]) != words[b]:
+                element = 0 if b >= len(words) else next(
+                    i for i, (e, g) in enumerate(zip(expected[b], words[b])) if e != g)
+                return {"pc": pc, "instruction": isa.disassemble([program.instructions[pc]]).strip(),
+                        "tensor": program.tags[pc], "step": step, "block": b,
+                        "element": element, "expected": int(expected[b][element]),
+                        "got": None if b >= len(words) else int(words[b][element])}
+    return None

@@ -49,3 +49,16 @@ def test_unknown_opcode_stops_with_error():
     words = [0x3F]                                # opcode 0x3f does not exist
     _, _, status = accel_amaranth.run(bad, x[:1], raw_instructions=words)
     assert status == [(1, 0)]
+
+
+def test_divergence_is_located(monkeypatch):
+    """If the RTL and the golden arithmetic disagree, the report names the first
+    instruction, its layer tensor and time step (here: a sabotaged golden VADD)."""
+    _, program, x = compile_model("lstm_proj", "circulant:8", SMALL)
+    assert accel_amaranth.locate_divergence(program, x[0]) is None
+    real = executor.nx.vadd
+    monkeypatch.setattr(executor.nx, "vadd", lambda a, b, w: real(a, b, w) + 1)
+    where = accel_amaranth.locate_divergence(program, x[0])
+    assert where["tensor"] == "L0.z" and where["step"] == 0
+    assert where["instruction"].startswith("VADD")
+    assert where["got"] == where["expected"] - 1
