@@ -35,6 +35,12 @@ def _sim(args) -> tuple[dict, str, bool]:
     return report, simulate.render(report), report["bit_exact"]
 
 
+def _bench_ese(args) -> tuple[dict, str, bool]:
+    from circa import ese
+    report = ese.run(k=args.k, lanes=args.lanes, steps=args.steps)
+    return report, ese.render(report), report["bit_exact"]
+
+
 def _bench(args) -> tuple[dict, str, bool]:
     from circa import bench
     report = bench.run(k=args.k, size=args.size, lanes=args.lanes, vectors=args.vectors)
@@ -102,6 +108,16 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--vectors", type=int, default=3, help="MVMs per configuration")
     bench.set_defaults(run=_bench)
 
+    ese = sub.add_parser("bench-ese", help="the ESE speech LSTM on the whole accelerator",
+                         description=(
+        "Compile the ESE LSTM (input 153, 1024 cells, projection 512) block-circulant at k, "
+        "run time steps on the accelerator in Verilator, and report cycles per step against "
+        "the MVM-only bound, engine utilisation and the multiplier and memory budget."))
+    ese.add_argument("--k", type=int, default=16)
+    ese.add_argument("--lanes", type=int, default=2)
+    ese.add_argument("--steps", type=int, default=4)
+    ese.set_defaults(run=_bench_ese)
+
     acc = sub.add_parser("bench-accuracy", help="accuracy of compressed, quantized models on digits",
                          description=(
         "Train an MLP, an LSTM with projection and a GRU on scikit-learn's digits; compress "
@@ -117,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     acc.add_argument("--seed", type=int, default=0)
     acc.set_defaults(run=_bench_accuracy)
 
-    for command in (demo, comp, sim, bench, acc):
+    for command in (demo, comp, sim, bench, ese, acc):
         command.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 

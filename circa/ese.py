@@ -1,0 +1,95 @@
+"""Benchmark: the ESE speech LSTM (input 153, 1024 cells, projection 512) on the whole
+accelerator in Verilator: cycles per time step, where they go, and multiplier use.
+
+The weights are random (torch's initialisation): cycles do not depend on their values,
+and the model is compiled with the real flow (block-circulant projection, quantization,
+scheduling). Every output word is still checked against the golden model.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from circa import progress
+
+ECP5_85F = {"multipliers": 156, "bram_bits": 208 * 18 * 1024}
+
+
+def multipliers(cfg) -> dict:
+    """Real multipliers of an AccelConfig by block (our count of the generated RTL)."""
+    from circa import numerics as nx
+    e = cfg.engine
+    fft = nx.plan_multipliers(nx.rfft_plan(cfg.k, e.data_width, e.fft_width))
+    ifft = nx.plan_multipliers(nx.irfft_plan(cfg.k, e.ifft_width))
+    r, c = cfg.sparse_block
+    return {"mac": e.mac_multipliers, "fft": fft, "ifft": ifft, "vector": cfg.k,
+            "sparse": r * c, "total": e.mac_multipliers + fft + ifft + cfg.k + r * c}
+
+
+def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0) -> dict:
+    import torch
+    from torch import nn
+
+    from circa.compiler import compress, executor, frontend, schedule
+    from circa.compiler import quantize as Q
+    from circa.config import AccelConfig, EngineConfig
+    from circa.sim import accel_rtl
+
+    torch.manual_seed(seed)
+    model = nn.LSTM(153, 1024, proj_size=512, batch_first=True)
+    x = np.random.default_rng(seed).normal(size=(4, steps, 153)) * 0.5
+    q_gates = -(-153 // k) + 512 // k
+    depth = -(-4096 // k // lanes) * q_gates + -(-512 // k // lanes) * (1024 // k)
+    cfg = AccelConfig(EngineConfig(k=k, lanes=lanes, max_q=max(q_gates, 1024 // k),
+                                   weight_depth=depth),
+                      sparse_block=(4, 4), act_depth=4096, imem_depth=64, sparse_depth=16)
+    with progress.step(f"Compiling the ESE LSTM at k = {k} (projection, quantization)"):
+        schemes = compress.plan(model, f"circulant:{k}", k)
+        compressed = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
+                                       train=False)
+        network = frontend.import_model(compressed)
+        qnet = Q.quantize(Q.build(network, {n: ("circulant",) for n in schemes}, Q.Formats(k=k)), x)
+        program = schedule.schedule(qnet, cfg, steps)
+    with progress.step(f"Building the accelerator ({lanes} lanes) and running {steps} steps"):
+        rtl = accel_rtl.run(program, x[:1])
+    expected = executor.run(program, x[:1]).numpy()
+    counters = rtl.counters[0]
+    mvm_bound = steps * sum(-(-m.p // lanes) * m.q for m in (qnet.layers[0].gates,
+                                                               qnet.layers[0].projection))
+    e = cfg.engine
+    weight_bits = lanes * depth * k * e.weight_width
+    mults = multipliers(cfg)
+    return {
+        "k": k, "lanes": lanes, "steps": steps,
+        "bit_exact": bool(np.array_equal(rtl.outputs, expected)) and rtl.status[0][0] == 0,
+        "cycles_per_step": counters["cycles"] / steps,
+        "mvm_bound_per_step": mvm_bound / steps,
+        "over_mvm_bound": round(counters["cycles"] / mvm_bound - 1, 3),
+        "circulant_busy_per_step": counters["circulant_busy"] / steps,
+        "vector_busy_per_step": counters["vector_busy"] / steps,
+        "mac_utilisation_during_mvm": round(mvm_bound / counters["circulant_busy"], 3),
+        "mac_utilisation_overall": round(mvm_bound / counters["cycles"], 3),
+        "multipliers": mults,
+        "weight_bits": weight_bits,
+        "fits_ecp5_85f": mults["total"] <= ECP5_85F["multipliers"]
+        and weight_bits <= ECP5_85F["bram_bits"],
+        "verilator_build_seconds": round(rtl.build.build_seconds, 1),
+        "verilator_wall_seconds": round(rtl.sim.run_seconds, 1),
+    }
+
+
+def render(report: dict) -> str:
+    r, m = report, report["multipliers"]
+    return "\n".join([
+        f"ESE LSTM (153 -> 1024 cells -> 512), k = {r['k']}, {r['lanes']} lanes, "
+        f"{r['steps']} steps, bit-exact: {'yes' if r['bit_exact'] else 'NO'}",
+        f"  {r['cycles_per_step']:.0f} cycles per time step; MVM-only bound "
+        f"{r['mvm_bound_per_step']:.0f} ({r['over_mvm_bound']:+.1%})",
+        f"  circulant engine busy {r['circulant_busy_per_step']:.0f}, vector unit busy "
+        f"{r['vector_busy_per_step']:.0f} cycles per step",
+        f"  MAC utilisation: {r['mac_utilisation_during_mvm']:.1%} during MVM, "
+        f"{r['mac_utilisation_overall']:.1%} overall",
+        f"  multipliers: {m['total']} (MAC {m['mac']}, FFT {m['fft']}, IFFT {m['ifft']}, "
+        f"vector {m['vector']}, sparse {m['sparse']}); weight memory "
+        f"{r['weight_bits'] / 1e6:.2f} Mbit; fits ECP5-85F: {'yes' if r['fits_ecp5_85f'] else 'no'}",
+        f"  Verilator: build {r['verilator_build_seconds']} s, run {r['verilator_wall_seconds']} s",
+    ])
