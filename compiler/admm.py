@@ -33,7 +33,6 @@ approaches reach 95.6-97.6 % (float model 96.9 %).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 
@@ -42,6 +41,7 @@ from torch import nn
 
 from . import circulant
 from .sparse import Scheme, parse_scheme, prune_blocks
+from .train import deterministic
 
 __all__ = [
     "circulant_projection",
@@ -129,19 +129,6 @@ def linear_projections(model, scheme):
         if isinstance(module, nn.Linear):
             out[f"{name}.weight" if name else "weight"] = proj
     return out
-
-
-@contextlib.contextmanager
-def _deterministic(seed):
-    """Seed torch and run single-threaded (restoring the thread count after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _apply(projection, weight, name):
@@ -251,7 +238,7 @@ def admm(model, projections, x, y=None, *, loss_fn=None, teacher=None, rounds=12
         z = {n: _apply(projections[n], w, n) for n, w in constrained.items()}
         u = {n: torch.zeros_like(w) for n, w in constrained.items()}
 
-    with _deterministic(seed):
+    with deterministic(seed):
         opt = torch.optim.Adam(student.parameters(), lr=lr)
         for t in range(rounds):
             rho_t = rho * rho_growth ** t

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from circa.compiler import admm as admm_lib
-from circa.compiler import frontend
+from circa.compiler import frontend, train
 from circa.compiler.sparse import Scheme, parse_scheme
 
 
@@ -150,7 +150,6 @@ def recover(model: nn.Module, projections_by_name: dict, x, y=None, *, teacher=N
     """Fine-tune ``model`` in place, projecting every structured weight back onto its set
     after each Adam step, so it stays exactly block-circulant / block-sparse. The loss is
     cross-entropy on labels ``y``, else MSE to ``teacher``'s outputs on ``x``."""
-    from circa.compiler import digits
     params = dict(model.named_parameters())
     x = torch.as_tensor(x, dtype=torch.float32)
     if y is None:
@@ -159,18 +158,11 @@ def recover(model: nn.Module, projections_by_name: dict, x, y=None, *, teacher=N
         loss_fn = nn.functional.mse_loss
     else:
         targets, loss_fn = torch.as_tensor(y).long(), nn.functional.cross_entropy
-    with digits._deterministic(seed):
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x))
-            for start in range(0, len(x), batch_size):
-                idx = perm[start:start + batch_size]
-                opt.zero_grad()
-                loss_fn(model(x[idx]), targets[idx]).backward()
-                opt.step()
-                with torch.no_grad():
-                    for name, project in projections_by_name.items():
-                        params[name].copy_(project(params[name]))
-    model.eval()
-    return model
+
+    def project():
+        with torch.no_grad():
+            for name, projection in projections_by_name.items():
+                params[name].copy_(projection(params[name]))
+
+    return train.fit(model, x, targets, loss_fn, epochs, lr=lr, batch_size=batch_size,
+                     seed=seed, after_step=project)

@@ -22,30 +22,20 @@ Seeds 1-3 give 97.3-97.6 % (float) and 94.9-97.6 % (k=4/8/16 recovered).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import train
 from .circulant import CirculantLinear
 
 __all__ = ["load", "train_mlp", "accuracy", "to_circulant", "fit", "load_sequences",
            "train_rnn"]
 
 
-@contextlib.contextmanager
-def _deterministic(seed):
-    """Seed torch and run single-threaded (restoring the thread count after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(threads)
+_deterministic = train.deterministic
 
 
 def load(seed=0):
@@ -117,17 +107,8 @@ def fit(model, x, y, epochs, lr=1e-2, batch_size=128, seed=0):
     torch.nn.Module
         ``model`` itself.
     """
-    with _deterministic(seed):
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x))
-            for start in range(0, len(x), batch_size):
-                idx = perm[start:start + batch_size]
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-    model.eval()
+    train.fit(model, x, y, nn.functional.cross_entropy, epochs, lr=lr, batch_size=batch_size,
+              seed=seed)
     return model
 
 

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from circa.cli import main
-from circa.compiler import compress, digits, executor, frontend, schedule
+from circa.compiler import compress, digits, frontend, schedule
 from circa.compiler import quantize as Q
-from circa.compiler.frontend import RNNClassifier
 from circa.config import AccelConfig, EngineConfig
 from circa.sim import accel_rtl
 
