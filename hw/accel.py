@@ -203,12 +203,13 @@ class Accelerator(wiring.Component):
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
-        m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=4)
+        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
+        m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
         sent = Signal(13)
         in_flight = Signal()
         issue = Signal()
         reading = Signal()
-        m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < 3))
+        m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < inbox.depth))
         part_a = Mux(is_vector | (sent < ins.m), src_a + sent, src_b + (sent - ins.m))
         m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)), rd_b.addr.eq(src_b + sent)]
         m.d.sync += in_flight.eq(issue)
