@@ -78,7 +78,8 @@ class Accelerator(wiring.Component):
 
     Memories start from ``images`` (a dict with ``circulant_weights``, ``sparse_index``,
     ``sparse_blocks``, ``scratchpad``, ``tables``, ``instructions``, as in a Program), or
-    zero; everything is writable through the host port.
+    zero; everything is writable through the host port. After elaboration ``_debug`` holds
+    the engines and the scratchpad write port, for testbenches that trace a run.
     """
 
     def __init__(self, cfg: AccelConfig, images: dict | None = None):
@@ -226,12 +227,12 @@ class Accelerator(wiring.Component):
             vec.i.valid.eq(inbox.r_rdy & is_vector & reading),
             inbox.r_en.eq(Mux(is_mvc, circ.i_x.ready, Mux(is_mvs, sparse.i_x.ready,
                                                          vec.i.ready)) & reading),
-            vec.op.eq(Mux(op == Op.VADD, VectorOp.VADD, Mux(op == Op.VSUB, VectorOp.VSUB,
-                      Mux(op == Op.VMUL, VectorOp.VMUL, Mux(op == Op.VSHR, VectorOp.VSHR,
-                      Mux(op == Op.VSHL, VectorOp.VSHL, Mux(op == Op.VRELU, VectorOp.VRELU,
-                          VectorOp.VPWL))))))),
             vec.shift.eq(ins.s1), vec.table.eq(ins.w),
         ]
+        with m.Switch(op):
+            for isa_op, vector_op in _VECTOR_OPS.items():
+                with m.Case(isa_op):
+                    m.d.comb += vec.op.eq(vector_op)
 
         # engines -> writer -> scratchpad
         written = Signal(12)
