@@ -105,6 +105,8 @@ def run(program: Program, x, *, trace: dict | None = None,
             else:
                 flat = xin.reshape(n, -1) @ sparse_matrix(program, ins.w, ins.n, q).T
                 result = nx.narrow(flat, ins.s1, width).reshape(n, -1, k)
+            if ins.c:           # the bias, added as the output is written
+                result = nx.vadd(result, mem[:, ins.c - 1:ins.c - 1 + ins.n], width)
         else:
             va, vb = mem[:, a:a + ins.n], mem[:, b:b + ins.n]
             result = {

@@ -21,8 +21,8 @@ class Op(IntEnum):
     ENDL = 0x02
     SETA = 0x03     # A[dst.reg] = w
     ADDA = 0x04     # A[dst.reg] += sign-extended n (12-bit two's complement)
-    MVC = 0x10      # dst[0:n] = circulant(w@wbase) . (a[0:m] ++ b[0:m2]); shifts s1, s2
-    MVS = 0x11      # dst[0:n] = block-sparse(w@wbase) . (a[0:m] ++ b[0:m2]); shift s1
+    MVC = 0x10      # dst[0:n] = circulant(w@wbase) . (a[0:m] ++ b[0:m2]) (+ bias at c-1)
+    MVS = 0x11      # dst[0:n] = block-sparse(w@wbase) . (a[0:m] ++ b[0:m2]) (+ bias at c-1)
     VADD = 0x20     # dst[i] = sat(a[i] + b[i])             for i in 0..n-1
     VSUB = 0x21     # dst[i] = sat(a[i] - b[i])
     VMUL = 0x22     # dst[i] = narrow(a[i] * b[i], s1)
@@ -49,6 +49,7 @@ FIELDS = (
     ("w", 16, False),      # weight base address / activation table
     ("s1", 6, False),      # shift
     ("s2", 6, False),      # second shift (MVC: out_shift)
+    ("c", 10, False),      # MVC/MVS: 1 + address of a bias to add to the output (0: none)
 )
 assert sum(bits for _, bits, _ in FIELDS) <= WORD_BITS
 
@@ -68,6 +69,7 @@ class Instruction:
     w: int = 0
     s1: int = 0
     s2: int = 0
+    c: int = 0
 
 
 class ProgramError(ValueError):

@@ -73,20 +73,25 @@ class _Builder:
                 self.sparse_blocks.append(w[row, :, col, :])
             self.mvm_base[mat.name] = base
 
-    def mvm(self, mat: Q.Matrix, dst, a, b=None, b_blocks=0, tag=""):
-        """``dst = mat . (a ++ b)``; addresses are ``(register, offset)``."""
+    def mvm(self, mat: Q.Matrix, dst, a, b=None, b_blocks=0, tag="", bias=None, biased=""):
+        """``dst = mat . (a ++ b)`` (``+ bias``, a constant's address, added as the output
+        is written: ``biased`` names that tensor); addresses are ``(register, offset)``.
+
+        Adding the bias before clearing a partial block's padding rows gives the same
+        words as after: the bias's padding is zero and saturation is per element.
+        """
         b = b or (0, 0)
         q_a = mat.q - b_blocks
         common = dict(dst_reg=dst[0], dst=dst[1], a_reg=a[0], a=a[1], b_reg=b[0], b=b[1],
-                      n=mat.p, m=q_a, m2=b_blocks, w=self.mvm_base[mat.name], s1=mat.shift)
-        if mat.kind == "circulant":
-            self.emit(Op.MVC, tag, s2=mat.out_shift, **common)
-        else:
-            self.emit(Op.MVS, tag, **common)
+                      n=mat.p, m=q_a, m2=b_blocks, w=self.mvm_base[mat.name], s1=mat.shift,
+                      c=0 if bias is None else bias + 1)
+        out_tag = biased if bias is not None else tag
+        op, extra = (Op.MVC, dict(s2=mat.out_shift)) if mat.kind == "circulant" else (Op.MVS, {})
+        self.emit(op, "" if mat.needs_mask else out_tag, **common, **extra)
         if mat.needs_mask:      # clear the padding rows of partial circulant blocks
             if mat.name not in self.masks:
                 self.masks[mat.name] = self.constant(mat.row_mask())
-            self.vec(Op.VMUL, dst, dst, mat.p, b=_abs(self.masks[mat.name]), tag=tag + ".mask")
+            self.vec(Op.VMUL, dst, dst, mat.p, b=_abs(self.masks[mat.name]), tag=out_tag)
 
     def vec(self, op, dst, a, n, b=(0, 0), tag="", **fields):
         self.emit(op, tag, dst_reg=dst[0], dst=dst[1], a_reg=a[0], a=a[1], b_reg=b[0],
@@ -131,8 +136,7 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
         if isinstance(layer, Q.Dense):
             source = x if qnet.kind == "mlp" else last_step
             y = B.alloc(layer.mat.p)
-            B.mvm(layer.mat, _abs(y), _abs(source), tag=n + ".mvm")
-            B.vec(Op.VADD, _abs(y), _abs(y), layer.mat.p, b=_abs(biases[n]), tag=n + ".y")
+            B.mvm(layer.mat, _abs(y), _abs(source), bias=biases[n], biased=n + ".y")
             if layer.relu:
                 B.vec(Op.VRELU, _abs(y), _abs(y), layer.mat.p, tag=n + ".relu")
             x = last_step = y
@@ -153,8 +157,8 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
             cf = qnet.fracs[n + ".c"]
             B.vec(Op.VSUB, _abs(c), _abs(c), gb, b=_abs(c))             # c_{-1} = 0
             B.emit(Op.LOOP, n=steps)
-            B.mvm(layer.gates, _abs(z), xt, b=hprev, b_blocks=hb, tag=n + ".gates")
-            B.vec(Op.VADD, _abs(z), _abs(z), 4 * gb, b=_abs(biases[n]), tag=n + ".z")
+            B.mvm(layer.gates, _abs(z), xt, b=hprev, b_blocks=hb, bias=biases[n],
+                  biased=n + ".z")
             B.vec(Op.VSIG, _abs(z), _abs(z), 2 * gb, w=sig, tag=n + ".i,f")
             B.vec(Op.VTANH, _abs(z + 2 * gb), _abs(z + 2 * gb), gb, w=tz, tag=n + ".g")
             B.vec(Op.VSIG, _abs(z + 3 * gb), _abs(z + 3 * gb), gb, w=sig, tag=n + ".o")
@@ -173,10 +177,8 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
             d = B.alloc(gb)
             sig, th = B.table(qnet, n + ".sigmoid"), B.table(qnet, n + ".tanh")
             B.emit(Op.LOOP, n=steps)
-            B.mvm(layer.w_i, _abs(gi), xt, tag=n + ".gi")
-            B.vec(Op.VADD, _abs(gi), _abs(gi), 3 * gb, b=_abs(biases[n + ".i"]), tag=n + ".gib")
-            B.mvm(layer.w_h, _abs(gh), hprev, tag=n + ".gh")
-            B.vec(Op.VADD, _abs(gh), _abs(gh), 3 * gb, b=_abs(biases[n + ".h"]), tag=n + ".ghb")
+            B.mvm(layer.w_i, _abs(gi), xt, bias=biases[n + ".i"], biased=n + ".gib")
+            B.mvm(layer.w_h, _abs(gh), hprev, bias=biases[n + ".h"], biased=n + ".ghb")
             B.vec(Op.VADD, _abs(rz), _abs(gi), 2 * gb, b=_abs(gh), tag=n + ".rz")
             B.vec(Op.VSIG, _abs(rz), _abs(rz), 2 * gb, w=sig, tag=n + ".rzs")
             B.vec(Op.VMUL, _abs(t), _abs(rz), gb, b=_abs(gh + 2 * gb), s1=act + g - g,

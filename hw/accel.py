@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
+from circa.hw.fft import narrow_hw
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -195,6 +196,7 @@ class Accelerator(wiring.Component):
                 fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
                 & (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
                 & (ins.n <= cfg.engine.max_p)
+                & ((ins.c == 0) | fits(ins.c - 1, ins.n))
                 & Mux(is_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
                       & (ins.w < cfg.engine.weight_depth), ins.w < cfg.sparse_depth),
                 Mux(is_vector, fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
@@ -207,12 +209,14 @@ class Accelerator(wiring.Component):
         # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
         m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
         sent = Signal(13)
+        taken, written = Signal(12), Signal(12)    # output blocks taken, stored
         in_flight = Signal()
         issue = Signal()
         reading = Signal()
         m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < inbox.depth))
         part_a = Mux(is_vector | (sent < ins.m), src_a + sent, src_b + (sent - ins.m))
-        m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)), rd_b.addr.eq(src_b + sent)]
+        m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)),
+                     rd_b.addr.eq(Mux(is_vector, src_b + sent, ins.c - 1 + taken))]
         m.d.sync += in_flight.eq(issue)
         with m.If(issue):
             m.d.sync += sent.eq(sent + 1)
@@ -235,21 +239,31 @@ class Accelerator(wiring.Component):
                     m.d.comb += vec.op.eq(vector_op)
 
         # engines -> writer -> scratchpad
-        written = Signal(12)
+        # Two stages: W1 takes an output block (and addresses its bias on read port b),
+        # W2 stores it, plus the bias for MVC/MVS with ``c`` set (sat per element).
         out_valid = Mux(is_mvc, circ.o_y.valid, Mux(is_mvs, sparse.o_y.valid, vec.o.valid))
         out_data = Mux(is_mvc, circ.o_y.payload.as_value(),
                        Mux(is_mvs, sparse.o_y.payload.as_value(), vec.o.payload.as_value()))
-        store = Signal()
+        take_out = Signal()
+        held, held_valid = Signal(block), Signal()
+        with_bias = (is_mvc | is_mvs) & (ins.c != 0)
+        m.d.comb += take_out.eq(reading & out_valid)
+        m.d.sync += [held.eq(out_data), held_valid.eq(take_out)]
+        with m.If(take_out):
+            m.d.sync += taken.eq(taken + 1)
+        with m.If(held_valid):
+            m.d.sync += written.eq(written + 1)
+        stored = Signal(block)
+        for n in range(k):
+            biased = narrow_hw(held[n] + rd_b.data[n], 0, cfg.engine.data_width)
+            m.d.comb += stored[n].eq(Mux(with_bias, biased, held[n]))
         m.d.comb += [
-            store.eq(reading & out_valid),
             circ.o_y.ready.eq(reading & is_mvc), sparse.o_y.ready.eq(reading & is_mvs),
             vec.o.ready.eq(reading & is_vector),
-            act_w.en.eq(Mux(running, store, take & (kind == Host.WRITE_ACT))),
+            act_w.en.eq(Mux(running, held_valid, take & (kind == Host.WRITE_ACT))),
             act_w.addr.eq(Mux(running, dst + written, cmd.p.addr)),
-            act_w.data.eq(Mux(running, out_data, cmd.p.data)),
+            act_w.data.eq(Mux(running, stored, cmd.p.data)),
         ]
-        with m.If(store):
-            m.d.sync += written.eq(written + 1)
 
         # engine set-up
         m.d.comb += [
@@ -279,7 +293,7 @@ class Accelerator(wiring.Component):
                 m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += imem_r.addr.eq(self.pc)
-                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), written.eq(0)]
+                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), taken.eq(0), written.eq(0)]
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
                 m.d.sync += counters[4].eq(counters[4] + 1)

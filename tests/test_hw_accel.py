@@ -53,12 +53,13 @@ def test_unknown_opcode_stops_with_error():
 
 def test_divergence_is_located(monkeypatch):
     """If the RTL and the golden arithmetic disagree, the report names the first
-    instruction, its layer tensor and time step (here: a sabotaged golden VADD)."""
+    instruction, its layer tensor and time step (here: a sabotaged golden saturating add,
+    first used by the bias the gates' MVM adds)."""
     _, program, x = compile_model("lstm_proj", "circulant:8", SMALL)
     assert accel_amaranth.locate_divergence(program, x[0]) is None
     real = executor.nx.vadd
     monkeypatch.setattr(executor.nx, "vadd", lambda a, b, w: real(a, b, w) + 1)
     where = accel_amaranth.locate_divergence(program, x[0])
     assert where["tensor"] == "L0.z" and where["step"] == 0
-    assert where["instruction"].startswith("VADD")
+    assert where["instruction"].startswith("MVC") and "c=" in where["instruction"]
     assert where["got"] == where["expected"] - 1

@@ -41,10 +41,10 @@ def test_program_for_another_config(program_dir, tmp_path, capsys):
 def test_malformed_program_words(program_dir, tmp_path, capsys):
     def edit(d):
         data = bytearray((d / "program.bin").read_bytes())
-        data[15] |= 0x80                      # a reserved bit of instruction 0
+        data[0] |= 0x3F                       # instruction 0 gets an opcode that does not exist
         (d / "program.bin").write_bytes(bytes(data))
     assert sim(program_dir, tmp_path, edit) == 2
-    assert "reserved bits set" in capsys.readouterr().err
+    assert "unknown opcode 0x3f" in capsys.readouterr().err
 
 
 def test_scratchpad_larger_than_the_memory(program_dir, tmp_path, capsys):
