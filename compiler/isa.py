@@ -35,7 +35,6 @@ class Op(IntEnum):
 
 MVM_OPS = (Op.MVC, Op.MVS)
 VECTOR_OPS = (Op.VADD, Op.VSUB, Op.VMUL, Op.VSHR, Op.VSHL, Op.VRELU, Op.VSIG, Op.VTANH)
-BINARY_OPS = (Op.VADD, Op.VSUB, Op.VMUL)
 
 # (name, bits, signed), least significant first. Unused fields must be zero.
 FIELDS = (

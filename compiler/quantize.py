@@ -150,10 +150,6 @@ class Matrix:
         return np.concatenate(rows, 0)
 
 
-def _segments_to_blocks(x_parts, k):
-    return torch.cat([nn_pad_blocks(x, k) for x in x_parts], 1)
-
-
 def nn_pad_blocks(x, k):
     """``(n, features)`` -> ``(n, blocks, k)``, zero-padded."""
     pad = blocks_of(x.shape[-1], k) * k - x.shape[-1]
@@ -200,17 +196,14 @@ class FloatArith:
     def sub(self, a, b, name):
         return self._record(name, a - b)
 
-    def mul(self, a, b, name):
+    def mul(self, a, b, name, a_name, b_name):
         return self._record(name, a * b)
 
     def relu(self, a, name):
         return a.clamp(min=0)
 
-    def sigmoid(self, a, name):
-        return torch.sigmoid(a)
-
-    def tanh(self, a, name):
-        return torch.tanh(a)
+    def pwl(self, a, name, table):
+        return (torch.sigmoid if table.endswith("sigmoid") else torch.tanh)(a)
 
 
 class IntArith:
@@ -256,8 +249,10 @@ class IntArith:
     def sub(self, a, b, name):
         return self._keep(name, nx.vsub(a, b, self.fmt.data_width))
 
-    def mul(self, a, b, name, fa, fb):
-        return self._keep(name, nx.vmul(a, b, fa + fb - self.fracs[name], self.fmt.data_width))
+    def mul(self, a, b, name, a_name, b_name):
+        """``a * b`` rounded into ``name``'s format (the operands are named tensors)."""
+        shift = self.fracs[a_name] + self.fracs[b_name] - self.fracs[name]
+        return self._keep(name, nx.vmul(a, b, shift, self.fmt.data_width))
 
     def relu(self, a, name):
         return self._keep(name, nx.relu(a))
@@ -315,46 +310,35 @@ def dense_layer(ar, L: Dense, x):
     return ar.relu(y, L.name + ".relu") if L.relu else y
 
 
-def lstm_step(ar, L: LSTM, x, h, c, fr):
-    """One time step; ``fr`` gives the fraction bits (int arithmetic) of named tensors."""
+def lstm_step(ar, L: LSTM, x, h, c):
+    """One time step on arithmetic ``ar``: returns the new ``(h, c)``."""
     n = L.name
     z = ar.bias(ar.mvm(L.gates, [x, h], n + ".gates"), L.bias, n + ".z")
     si, sf, sg, so = _gate_slices(L.hidden, ar.fmt.k, 4)
-    if isinstance(ar, FloatArith):
-        i, f, g, o = (torch.sigmoid(z[:, si]), torch.sigmoid(z[:, sf]), torch.tanh(z[:, sg]),
-                      torch.sigmoid(z[:, so]))
-        c = ar.add(ar.mul(f, c, n + ".fc"), ar.mul(i, g, n + ".ig"), n + ".c")
-        m = ar.mul(o, torch.tanh(c), n + ".m")
-    else:
-        a = ar.fmt.act_frac
-        i = ar.pwl(z[:, si], n + ".i", n + ".sigmoid")
-        f = ar.pwl(z[:, sf], n + ".f", n + ".sigmoid")
-        g = ar.pwl(z[:, sg], n + ".g", n + ".tanh_z")
-        o = ar.pwl(z[:, so], n + ".o", n + ".sigmoid")
-        c = ar.add(ar.mul(f, c, n + ".fc", a, fr[n + ".c"]), ar.mul(i, g, n + ".ig", a, a), n + ".c")
-        m = ar.mul(o, ar.pwl(c, n + ".tc", n + ".tanh_c"), n + ".m", a, a)
+    i = ar.pwl(z[:, si], n + ".i", n + ".sigmoid")
+    f = ar.pwl(z[:, sf], n + ".f", n + ".sigmoid")
+    g = ar.pwl(z[:, sg], n + ".g", n + ".tanh_z")
+    o = ar.pwl(z[:, so], n + ".o", n + ".sigmoid")
+    c = ar.add(ar.mul(f, c, n + ".fc", n + ".f", n + ".c"),
+               ar.mul(i, g, n + ".ig", n + ".i", n + ".g"), n + ".c")
+    m = ar.mul(o, ar.pwl(c, n + ".tc", n + ".tanh_c"), n + ".m", n + ".o", n + ".tc")
     h = ar.mvm(L.projection, [m], n + ".h") if L.projection is not None else m
     return h, c
 
 
-def gru_step(ar, L: GRU, x, h, fr):
+def gru_step(ar, L: GRU, x, h):
+    """One time step on arithmetic ``ar``: returns the new ``h``."""
     n = L.name
     gi = ar.bias(ar.mvm(L.w_i, [x], n + ".gi"), L.b_i, n + ".gib")
     gh = ar.bias(ar.mvm(L.w_h, [h], n + ".gh"), L.b_h, n + ".ghb")
     sr, sz, sn = _gate_slices(L.hidden, ar.fmt.k, 3)
     rz = ar.add(gi[:, sr.start:sz.stop], gh[:, sr.start:sz.stop], n + ".rz")
-    if isinstance(ar, FloatArith):
-        r, z = torch.sigmoid(rz[:, sr]), torch.sigmoid(rz[:, sz])
-        hn = ar.add(gi[:, sn], ar.mul(r, gh[:, sn], n + ".rh"), n + ".npre")
-        nn_ = torch.tanh(hn)
-        return ar.add(nn_, ar.mul(z, ar.sub(h, nn_, n + ".d"), n + ".zd"), n + ".h")
-    a = ar.fmt.act_frac
-    g = fr[n + ".gib"]
-    rz_act = ar.pwl(rz, n + ".rzs", n + ".sigmoid")
-    r, z = rz_act[:, sr], rz_act[:, sz]
-    hn = ar.add(gi[:, sn], ar.mul(r, gh[:, sn], n + ".rh", a, g), n + ".npre")
+    rz = ar.pwl(rz, n + ".rzs", n + ".sigmoid")
+    r, z = rz[:, sr], rz[:, sz]
+    hn = ar.add(gi[:, sn], ar.mul(r, gh[:, sn], n + ".rh", n + ".rzs", n + ".ghb"), n + ".npre")
     nn_ = ar.pwl(hn, n + ".n", n + ".tanh")
-    return ar.add(nn_, ar.mul(z, ar.sub(h, nn_, n + ".d"), n + ".zd", a, a), n + ".h")
+    d = ar.sub(h, nn_, n + ".d")
+    return ar.add(nn_, ar.mul(z, d, n + ".zd", n + ".rzs", n + ".d"), n + ".h")
 
 
 # -- the network -----------------------------------------------------------------------------
@@ -383,7 +367,6 @@ class QuantNetwork:
 
     def execute(self, ar, x):
         """Run the network on arithmetic ``ar``. ``x``: (n, features) or (n, T, features)."""
-        fr = self.fracs
         if self.kind == "mlp":
             h = ar.input(x, "input")
             for layer in self.layers:
@@ -403,9 +386,9 @@ class QuantNetwork:
             out = []
             for x_t in seq:
                 if isinstance(layer, LSTM):
-                    h, c = lstm_step(ar, layer, x_t, h, c, fr)
+                    h, c = lstm_step(ar, layer, x_t, h, c)
                 else:
-                    h = gru_step(ar, layer, x_t, h, fr)
+                    h = gru_step(ar, layer, x_t, h)
                 out.append(h)
             seq = out
         if not head:
