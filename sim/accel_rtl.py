@@ -7,10 +7,10 @@ the host port.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from circa.compiler import executor
 from circa.compiler.program import Program
@@ -29,7 +29,10 @@ class AccelRun:
     sim: vl.SimResult
 
 
+@functools.lru_cache(maxsize=None)
 def build(cfg: AccelConfig) -> vl.Build:
+    """The Verilated accelerator for ``cfg``; converted once per process, built once per
+    cache (the Verilog conversion alone takes seconds for a large configuration)."""
     return vl.build(vl.verilog_of(Accelerator(cfg), "accel"), "accel")
 
 
@@ -48,21 +51,3 @@ def run(program: Program, x, *, timeout: int = 1_000_000) -> AccelRun:
         if result.data["outputs"] else np.zeros((0,))
     counters = [dict(zip(COUNTERS, c)) for c in result.data["counters"]]
     return AccelRun(outputs, counters, [tuple(s) for s in result.data["status"]], built, result)
-
-
-def compare(program: Program, x, rtl: AccelRun) -> dict:
-    """Every output word against the ISA-level executor (== the golden model)."""
-    expected = executor.run(program, x)
-    expected = expected if program.sequence_output else expected[:, None]
-    got = torch.from_numpy(rtl.outputs)
-    n = min(len(got), len(expected))
-    diff = (got[:n] != expected[:n]).nonzero()
-    report = {"samples": int(len(x)), "compared": n, "mismatches": int(len(diff)),
-              "bit_exact": n == len(x) and len(diff) == 0 and
-              all(s[0] == 0 for s in rtl.status)}
-    if len(diff):
-        sample, step, feature = (int(v) for v in diff[0])
-        report["first_mismatch"] = {"sample": sample, "step": step, "feature": feature,
-                                    "expected": int(expected[sample, step, feature]),
-                                    "got": int(got[sample, step, feature])}
-    return report

@@ -1,7 +1,8 @@
-"""Amaranth-simulator driver of the block-circulant engine (fast, for unit tests).
+"""Amaranth-simulator driver of the MVM engines (fast, for unit tests).
 
-:func:`run_engine` loads no weights through the port: the weight image is the memory's
-initial contents, as on a board after configuration.
+Both engines share one interface: ``start`` with ``p``, ``q``, ``base``, ``shift`` (and
+for the circulant engine ``out_shift``), ``q`` blocks in on ``i_x``, ``p`` blocks out on
+``o_y``, ``busy`` and the ``cycles``/``mac_cycles`` counters.
 """
 from __future__ import annotations
 
@@ -15,45 +16,60 @@ from circa.hw.circulant import BlockCirculantEngine
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
-def run_engine(cfg: EngineConfig, wf: np.ndarray, x: np.ndarray, shift: int, out_shift: int,
-               *, gap: float = 0.0, seed: int = 0):
-    """Run MVMs of every vector in ``x (n, q, k)`` with weight spectra ``wf (p, q, k)``.
+def run_mvms(dut, jobs, *, gap: float = 0.0, seed: int = 0, before=None):
+    """Run ``jobs = [(x (n, q, k), ports)]``: one MVM per vector of ``x``, started with
+    the engine inputs ``ports`` (a dict with at least ``p``).
 
-    Returns ``(y, counters)``: outputs ``(n, p, k)`` and the ``(cycles, mac_cycles)`` of
-    each MVM. ``gap`` is the probability of an idle cycle on input valid and output ready.
+    ``before(ctx)``, if given, runs first (e.g. loading weights through the write port).
+    ``gap`` is the probability of an idle cycle on input valid and output ready. Returns
+    the outputs of each job ``(n, p, k)`` and the ``(cycles, mac_cycles)`` of every MVM.
     """
-    p, q, k = wf.shape
-    n = len(x)
-    image, (base,) = weight_images(cfg, [wf])
-    dut = BlockCirculantEngine(cfg, image)
+    k = jobs[0][0].shape[-1]
     rng = random.Random(seed)
     outputs, counters = [], []
 
     async def control(ctx):
-        for _ in range(n):
-            ctx.set(dut.p, p)
-            ctx.set(dut.q, q)
-            ctx.set(dut.base, base)
-            ctx.set(dut.shift, shift)
-            ctx.set(dut.out_shift, out_shift)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            await ctx.tick().until(~dut.busy)
-            counters.append((ctx.get(dut.cycles), ctx.get(dut.mac_cycles)))
+        if before is not None:
+            await before(ctx)
+        for x, ports in jobs:
+            for _ in x:
+                for name, value in {**ports, "q": x.shape[1]}.items():
+                    ctx.set(getattr(dut, name), value)
+                ctx.set(dut.start, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                await ctx.tick().until(~dut.busy)
+                counters.append((ctx.get(dut.cycles), ctx.get(dut.mac_cycles)))
 
     async def producer(ctx):
-        blocks = [[int(v) for v in b] for b in x.reshape(-1, k)]
+        blocks = [[int(v) for v in b] for x, _ in jobs for b in x.reshape(-1, k)]
         await stream_put_all(ctx, dut.i_x, blocks, rng=rng, gap=gap)
 
     async def consumer(ctx):
-        got = await stream_get_n(ctx, dut.o_y, n * p, rng=rng, gap=gap)
-        outputs.extend(list(b) for b in got)
+        total = sum(len(x) * ports["p"] for x, ports in jobs)
+        outputs.extend(list(b) for b in await stream_get_n(ctx, dut.o_y, total, rng=rng, gap=gap))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(control)
-    sim.add_testbench(producer)
+    sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
     sim.run()
-    return np.array(outputs, dtype=np.int64).reshape(n, p, k), counters
+    flat = np.array(outputs, dtype=np.int64).reshape(-1, k)
+    result, at = [], 0
+    for x, ports in jobs:
+        result.append(flat[at:at + len(x) * ports["p"]].reshape(len(x), ports["p"], k))
+        at += len(x) * ports["p"]
+    return result, counters
+
+
+def run_engine(cfg: EngineConfig, wf: np.ndarray, x: np.ndarray, shift: int, out_shift: int,
+               *, gap: float = 0.0, seed: int = 0):
+    """Block-circulant MVMs of every vector in ``x (n, q, k)`` with weight spectra
+    ``wf (p, q, k)`` (the memory's initial contents, as on a board after configuration).
+    Returns ``(y (n, p, k), counters)``."""
+    image, (base,) = weight_images(cfg, [wf])
+    dut = BlockCirculantEngine(cfg, image)
+    ports = dict(p=wf.shape[0], base=base, shift=shift, out_shift=out_shift)
+    (y,), counters = run_mvms(dut, [(x, ports)], gap=gap, seed=seed)
+    return y, counters

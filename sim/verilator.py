@@ -92,9 +92,6 @@ VERILATOR_FLAGS = (
 #: Verilator timescale (unit, precision); Amaranth emits no ``timescale``.
 TIMESCALE = ("1ns", "1ps")
 
-#: Number of parallel ``make`` jobs for the C++ build.
-BUILD_JOBS = 2
-
 _ENV_SIM_DIR = "CIRCA_SIM_DIR"
 _STAMP = "circa_build.json"
 

@@ -1,14 +1,12 @@
 """RTL == model for the block-sparse engine (Amaranth simulator) and its parameter checks."""
-import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from circa import numerics as nx
 from circa.config import AccelConfig, EngineConfig
 from circa.hw.sparse import BlockSparseEngine, model, sparse_dense, sparse_images
-from circa.sim.streams import stream_get_n, stream_put_all
+from circa.sim.engine_bench import run_mvms
 
 
 def config(k, r, c, max_q=4, sparse_depth=160, act_depth=8):
@@ -22,53 +20,18 @@ def run_sparse(dut, jobs, *, gap=0.0, seed=0, load=None):
     ``load = (index, blocks)`` is first written through the host port. Returns the outputs
     of each job ``(n, p, k)`` and the ``(cycles, mac_cycles)`` of every MVM.
     """
-    k = dut.cfg.k
-    rng = random.Random(seed)
-    outputs, counters = [], []
-    total = sum(len(x) * p for _, p, x, _ in jobs)
+    async def write_images(ctx):
+        index, blocks = load
+        ctx.set(dut.w_en, 1)
+        for addr in range(len(index)):
+            ctx.set(dut.w_addr, addr)
+            ctx.set(dut.w_index, {"row": int(index[addr, 0]), "col": int(index[addr, 1])})
+            ctx.set(dut.w_block, [[int(v) for v in row] for row in blocks[addr]])
+            await ctx.tick()
+        ctx.set(dut.w_en, 0)
 
-    async def control(ctx):
-        if load is not None:
-            index, blocks = load
-            ctx.set(dut.w_en, 1)
-            for addr in range(len(index)):
-                ctx.set(dut.w_addr, addr)
-                ctx.set(dut.w_index, {"row": int(index[addr, 0]), "col": int(index[addr, 1])})
-                ctx.set(dut.w_block, [[int(v) for v in row] for row in blocks[addr]])
-                await ctx.tick()
-            ctx.set(dut.w_en, 0)
-        for base, p, x, shift in jobs:
-            for _ in x:
-                ctx.set(dut.p, p)
-                ctx.set(dut.q, x.shape[1])
-                ctx.set(dut.base, base)
-                ctx.set(dut.shift, shift)
-                ctx.set(dut.start, 1)
-                await ctx.tick()
-                ctx.set(dut.start, 0)
-                await ctx.tick().until(~dut.busy)
-                counters.append((ctx.get(dut.cycles), ctx.get(dut.mac_cycles)))
-
-    async def producer(ctx):
-        blocks = [[int(v) for v in b] for _, _, x, _ in jobs for b in x.reshape(-1, k)]
-        await stream_put_all(ctx, dut.i_x, blocks, rng=rng, gap=gap)
-
-    async def consumer(ctx):
-        got = await stream_get_n(ctx, dut.o_y, total, rng=rng, gap=gap)
-        outputs.extend(list(b) for b in got)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(control)
-    sim.add_testbench(producer, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
-    flat = np.array(outputs, dtype=np.int64).reshape(-1, k)
-    result, at = [], 0
-    for _, p, x, _ in jobs:
-        result.append(flat[at:at + len(x) * p].reshape(len(x), p, k))
-        at += len(x) * p
-    return result, counters
+    return run_mvms(dut, [(x, dict(p=p, base=base, shift=shift)) for base, p, x, shift in jobs],
+                    gap=gap, seed=seed, before=write_images if load is not None else None)
 
 
 def random_matrix(cfg, p, q, rng, density, empty_rows=(), single=False):
