@@ -95,14 +95,11 @@ def _report(schemes, qnet: Q.QuantNetwork, program, cfg: AccelConfig, network) -
     layers = []
     lanes = cfg.engine.lanes
     for (name, scheme), layer in zip(schemes.items(), qnet.layers):
-        mats = schedule._matrices(layer)
+        mats = schedule.matrices(layer)
         dense = sum(sum(np.asarray(part).size for row in m.parts for part in row) for m in mats)
         stored = sum(m.wf.size if m.kind == "circulant" else
                      int((m.w_int.reshape(-1) != 0).sum()) for m in mats)
-        cycles = sum(-(-m.p // lanes) * max(m.q, lanes + 4) + 21 if m.kind == "circulant"
-                     else int(np.count_nonzero(np.abs(m.w_int).reshape(
-                         m.w_int.shape[0] // cfg.sparse_block[0], cfg.sparse_block[0], -1,
-                         cfg.sparse_block[1]).sum(axis=(1, 3)))) + 8 for m in mats)
+        cycles = sum(schedule.estimated_cycles(m, cfg) for m in mats)
         layers.append({"layer": name, "type": type(layer).__name__, "scheme": str(scheme),
                        "params_dense": dense, "params_stored": stored,
                        "compression": round(dense / max(stored, 1), 2),

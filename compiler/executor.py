@@ -69,6 +69,7 @@ def run(program: Program, x, *, trace: dict | None = None,
         mem[:, start:start + region.blocks] = padded.reshape(n, -1, k)
 
     regs, pc, loop_start, loop_left, executed = [0, 0, 0, 0], 0, 0, 0, 0
+    matrices = {}       # (op, base, p, q) -> weights, decoded once, not every time step
     code = program.instructions
     tables = program.tables
     while True:
@@ -97,13 +98,16 @@ def run(program: Program, x, *, trace: dict | None = None,
         elif op in (Op.MVC, Op.MVS):
             xin = torch.cat([mem[:, a:a + ins.m], mem[:, b:b + ins.m2]], 1)
             q = ins.m + ins.m2
+            key = (op, ins.w, ins.n, q)
+            if key not in matrices:
+                decode = circulant_matrix if op == Op.MVC else sparse_matrix
+                matrices[key] = decode(program, ins.w, ins.n, q)
             if op == Op.MVC:
                 result = nx.circulant_mvm(
-                    xin, circulant_matrix(program, ins.w, ins.n, q), ins.s1, ins.s2, k=k,
-                    data_width=width, fft_width=cfg.engine.fft_width,
-                    ifft_width=cfg.engine.ifft_width)
+                    xin, matrices[key], ins.s1, ins.s2, k=k, data_width=width,
+                    fft_width=cfg.engine.fft_width, ifft_width=cfg.engine.ifft_width)
             else:
-                flat = xin.reshape(n, -1) @ sparse_matrix(program, ins.w, ins.n, q).T
+                flat = xin.reshape(n, -1) @ matrices[key].T
                 result = nx.narrow(flat, ins.s1, width).reshape(n, -1, k)
             if ins.c:           # the bias, added as the output is written
                 result = nx.vadd(result, mem[:, ins.c - 1:ins.c - 1 + ins.n], width)

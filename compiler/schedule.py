@@ -64,7 +64,7 @@ class _Builder:
                 raise ValueError(f"{mat.name}: block-sparse blocks {mat.block[0]}x{mat.block[1]} "
                                  f"do not match the accelerator's sparse_block {r}x{c}")
             base = len(self.sparse_index)
-            w = mat.w_int.reshape(mat.w_int.shape[0] // r, r, mat.w_int.shape[1] // c, c)
+            w = _blocked(mat.w_int, r, c)
             present = np.argwhere(np.abs(w).sum(axis=(1, 3)) != 0)      # row-major order
             self.sparse_index.append([len(present), 0])
             self.sparse_blocks.append(np.zeros((r, c), dtype=np.int64))
@@ -111,12 +111,12 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
     B = _Builder(cfg)
     blocks = lambda n: Q.blocks_of(n, k)
     for layer in qnet.layers:       # weights: memory order follows layer order
-        for mat in _matrices(layer):
+        for mat in matrices(layer):
             B.add_matrix(mat)
     images, bases = weight_images(cfg.engine, B.circulant)
     circ = iter(bases)
     for layer in qnet.layers:
-        for mat in _matrices(layer):
+        for mat in matrices(layer):
             if mat.kind == "circulant":
                 B.mvm_base[mat.name] = next(circ)
 
@@ -210,7 +210,24 @@ def schedule(qnet: Q.QuantNetwork, cfg: AccelConfig, steps: int = 1) -> Program:
     return program
 
 
-def _matrices(layer):
+def _blocked(w_int, r, c):
+    """``(rows, cols)`` ints -> ``(rows/r, r, cols/c, c)`` blocks."""
+    return w_int.reshape(w_int.shape[0] // r, r, w_int.shape[1] // c, c)
+
+
+def estimated_cycles(mat: Q.Matrix, cfg: AccelConfig) -> int:
+    """Cycles of one MVM by the engines' timing (docs/architecture.md): circulant
+    ``ceil(p/L) * max(q, L + 4)`` plus about 21 cycles of pipeline; sparse one block a
+    cycle after loading the ``q`` input blocks."""
+    lanes = cfg.engine.lanes
+    if mat.kind == "circulant":
+        return -(-mat.p // lanes) * max(mat.q, lanes + 4) + 21
+    nnz = np.count_nonzero(np.abs(_blocked(mat.w_int, *cfg.sparse_block)).sum(axis=(1, 3)))
+    return mat.q + int(nnz) + 6
+
+
+def matrices(layer):
+    """The MVM matrices of a quantized layer, in weight-memory order."""
     if isinstance(layer, Q.Dense):
         return [layer.mat]
     if isinstance(layer, Q.LSTM):

@@ -266,9 +266,8 @@ class BlockSparseEngine(wiring.Component):
     acc_width = property(lambda self: acc_width(self._cfg))
     max_p = property(lambda self: max_p(self._cfg))
 
-    # issue -> S1 (index read) -> S2 (input word and weights read) -> S3 (products)
-    # -> S4 (row sums) -> accumulate / emit -> output register
-    PIPELINE_DEPTH = 4
+    # Pipeline: issue -> S1 (index read) -> S2 (input word and weights read) -> S3
+    # (products) -> S4 (row sums) -> accumulate / emit -> output register.
 
     def model(self, x, base: int, p: int, shift: int, index=None, blocks=None) -> np.ndarray:
         """Bit-exact model on this engine's initial images (or the given ones)."""
