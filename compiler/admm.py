@@ -24,11 +24,9 @@ projections of LSTM/GRU weights).  Without labels it *distils*: the loss is
 the MSE between the model's outputs and the original (teacher) model's
 outputs on the calibration inputs.
 
-Measured on scikit-learn's digits MLP (defaults, ~0.5 s per run; full table in
-``tests/test_admm.py``): test accuracy straight after the hard projection is
-93.8 % for ``sparse:4x4:0.25`` (one-shot pruning: 42.4 %) and 85.1 % for
-``circulant:8`` (one-shot projection: 26.0 %); after 20 recovery epochs both
-approaches reach 95.6-97.6 % (float model 96.9 %).
+On digits, ADMM alone leaves block-circulant k = 8 far from the float accuracy; the
+compiler follows it with projected fine-tuning (``compress.recover``). Figures come
+from ``circa bench-accuracy`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

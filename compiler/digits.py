@@ -4,20 +4,8 @@ The data set ships inside scikit-learn (no download).  Used as an end-to-end
 example and test case: train a float MLP, convert its layers to
 :class:`~circa.compiler.circulant.CirculantLinear` and fine-tune.
 
-Measured on 2 CPU cores (torch 2.13, seed 0, default arguments; 450 test
-images).  "projected" is the bare Frobenius projection before recovery
-training; parameters counted for the two weight matrices only.
-
-=========================  ==========  =========  ===========  ========
-model                      weights     projected  after recov.  time
-=========================  ==========  =========  ===========  ========
-float MLP 64-128-10        9472        --         96.9 %       <2 s
-circulant k=4              2432        29.3 %     98.2 %       0.7 s
-circulant k=8              1280        10.2 %     96.4 %       0.7 s
-circulant k=16             640         16.4 %     96.7 %       0.7 s
-=========================  ==========  =========  ===========  ========
-
-Seeds 1-3 give 97.3-97.6 % (float) and 94.9-97.6 % (k=4/8/16 recovered).
+Accuracy figures come from commands: ``circa demo`` (the MLP through the RTL) and
+``circa bench-accuracy`` (every model and scheme); see docs/benchmarks.md.
 """
 
 from __future__ import annotations
