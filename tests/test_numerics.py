@@ -32,6 +32,7 @@ def test_rfft_plan_matches_numpy(k):
     got = np.stack(nx.run_plan(nx.rfft_plan(k, 16, 18), columns(x)), -1)
     scale = 2.0 ** sum(nx.fft_stage_shifts(k, 16, 18))
     err = np.abs(got - halfcomplex(np.fft.rfft(x)) / scale).max()
+    print(f"k = {k}: FFT max error {err:.2f} LSB")        # pytest -s shows the figures
     # rounding: at most half an LSB per stage, plus the twiddles' quantization
     assert err <= 0.5 * np.log2(k) + 0.5, err
     # the spectrum uses the output range: widths grow to 18 bits, no more
@@ -84,6 +85,7 @@ def test_circulant_mvm_sqnr(k):
     frac = 15 + fw - sum(nx.fft_stage_shifts(k, 16, 18)) - shift - out_shift
     err = y / 2.0**frac - ref
     sqnr = 10 * np.log10((ref**2).mean() / (err**2).mean())
+    print(f"k = {k}: SQNR {sqnr:.1f} dB")
     assert sqnr >= 60, sqnr
     # the same contract on torch tensors (the golden model) gives the same words
     yt = nx.circulant_mvm(torch.from_numpy(xi), torch.from_numpy(wi), shift, out_shift, **kw)
