@@ -29,8 +29,8 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0) -> dict:
     import torch
     from torch import nn
 
-    from circa.compiler import compress, executor, frontend, schedule
-    from circa.compiler import quantize as Q
+    from circa.compiler import compress, executor
+    from circa.compiler.compile import quantize_and_schedule
     from circa.config import AccelConfig, EngineConfig
     from circa.sim import accel_rtl
 
@@ -46,9 +46,7 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0) -> dict:
         schemes = compress.plan(model, f"circulant:{k}", k)
         compressed = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
                                        train=False)
-        network = frontend.import_model(compressed)
-        qnet = Q.quantize(Q.build(network, {n: ("circulant",) for n in schemes}, Q.Formats(k=k)), x)
-        program = schedule.schedule(qnet, cfg, steps)
+        qnet, program = quantize_and_schedule(compressed, schemes, cfg, x)
     with progress.step(f"Building the accelerator ({lanes} lanes) and running {steps} steps"):
         rtl = accel_rtl.run(program, x[:1])
     expected = executor.run(program, x[:1]).numpy()

@@ -91,6 +91,19 @@ def _kinds(schemes: dict, cfg: AccelConfig) -> dict:
     return kinds
 
 
+def quantize_and_schedule(compressed, schemes: dict, cfg: AccelConfig, x_cal):
+    """A compressed model, its schemes and batch-first sample inputs ->
+    ``(QuantNetwork, Program)`` for ``cfg``."""
+    network = frontend.import_model(compressed)
+    e = cfg.engine
+    fmt = Q.Formats(k=cfg.k, data_width=e.data_width, weight_width=e.weight_width,
+                    fft_width=e.fft_width, ifft_width=e.ifft_width,
+                    pwl_segments=cfg.pwl_segments)
+    qnet = Q.quantize(Q.build(network, _kinds(schemes, cfg), fmt), x_cal)
+    steps = 1 if qnet.kind == "mlp" else x_cal.shape[1]
+    return qnet, schedule.schedule(qnet, cfg, steps)
+
+
 def _report(schemes, qnet: Q.QuantNetwork, program, cfg: AccelConfig, network) -> dict:
     layers = []
     lanes = cfg.engine.lanes
@@ -138,7 +151,7 @@ def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file
     else:
         x_cal = x
     schemes = _schemes(module, scheme, scheme_file, k)
-    kinds = _kinds(schemes, cfg)
+    _kinds(schemes, cfg)                         # refuse a scheme the hardware lacks, early
     train_x = x if x is not None else x_cal
     torch_layout = lambda a: torch.as_tensor(a if network.batch_first or network.kind == "mlp"
                                              else a.swapaxes(0, 1), dtype=torch.float32)
@@ -148,11 +161,8 @@ def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file
         compressed = compress.compress(module, schemes, torch_layout(train_x), y,
                                        train=not no_train, seed=seed)
     with progress.step(f"Quantizing to {bits} bits and scheduling"):
+        qnet, program = quantize_and_schedule(compressed, schemes, cfg, x_cal)
         net_c = frontend.import_model(compressed)
-        fmt = Q.Formats(k=k, data_width=bits, weight_width=bits)
-        qnet = Q.quantize(Q.build(net_c, kinds, fmt), x_cal)
-        steps = 1 if qnet.kind == "mlp" else x_cal.shape[1]
-        program = schedule.schedule(qnet, cfg, steps)
     with progress.step("Checking the ISA-level executor against the golden model"):
         sample = x_cal[:64]
         if not torch.equal(executor.run(program, sample), qnet.golden(sample)):

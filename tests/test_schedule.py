@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from circa.compiler import compress, executor, frontend, schedule
-from circa.compiler import quantize as Q
+from circa.compiler import compress, executor, frontend
+from circa.compiler.compile import quantize_and_schedule
 from circa.compiler.program import Program
 from circa.config import AccelConfig, EngineConfig
 from test_quantize import inputs, models
@@ -17,13 +17,8 @@ def compile_model(name, scheme, cfg=CONFIG):
     model, x = models()[name], inputs(name)
     schemes = compress.plan(model, scheme, cfg.k)
     model = compress.compress(model, schemes, x, train=False)
-    network = frontend.import_model(model)
-    kinds = {n: ("circulant",) if s.kind == "circulant" else ("sparse", cfg.sparse_block)
-             for n, s in schemes.items()}
-    xb = x if network.batch_first else x.swapaxes(0, 1)
-    qnet = Q.quantize(Q.build(network, kinds, Q.Formats(k=cfg.k)), xb)
-    steps = 1 if qnet.kind == "mlp" else xb.shape[1]
-    return qnet, schedule.schedule(qnet, cfg, steps), xb
+    xb = x if frontend.import_model(model).batch_first else x.swapaxes(0, 1)
+    return (*quantize_and_schedule(model, schemes, cfg, xb), xb)
 
 
 @pytest.mark.parametrize("scheme", ["dense", "circulant:8", "sparse:4x4:0.5"])

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from circa.cli import main
-from circa.compiler import compress, digits, frontend, schedule
-from circa.compiler import quantize as Q
+from circa.compiler import compress, digits, frontend
+from circa.compiler.compile import quantize_and_schedule
 from circa.config import AccelConfig, EngineConfig
 from circa.sim import accel_rtl
 
@@ -22,16 +22,11 @@ LARGE = AccelConfig(EngineConfig(k=16, lanes=4, max_q=16, weight_depth=256),
 
 def compile_for(cfg, model, schemes, x, y=None, train=False):
     schemes = compress.plan(model, schemes, cfg.k)
-    model = compress.compress(model, schemes, x if not isinstance(x, np.ndarray) else
-                              torch.as_tensor(x, dtype=torch.float32), y, train=train)
+    model = compress.compress(model, schemes, torch.as_tensor(np.asarray(x), dtype=torch.float32),
+                              y, train=train)
     network = frontend.import_model(model)
-    kinds = {n: ("circulant",) if s.kind == "circulant" else ("sparse", cfg.sparse_block)
-             for n, s in schemes.items()}
     xb = np.asarray(x if network.batch_first or network.kind == "mlp" else x.swapaxes(0, 1))
-    fmt = Q.Formats(k=cfg.k, data_width=cfg.engine.data_width, weight_width=cfg.engine.weight_width)
-    qnet = Q.quantize(Q.build(network, kinds, fmt), xb)
-    steps = 1 if qnet.kind == "mlp" else xb.shape[1]
-    return qnet, schedule.schedule(qnet, cfg, steps), xb
+    return (*quantize_and_schedule(model, schemes, cfg, xb), xb)
 
 
 def check(program, qnet, x):
