@@ -1,0 +1,141 @@
+"""Board tops: the accelerator behind a UART host bridge, on a board's clock.
+
+::
+
+    uart.rx ─► sync ─► UARTRx ─► FIFO ─► HostBridge ─► Accelerator.host_cmd
+    uart.tx ◄───────── UARTTx ◄───────── HostBridge ◄─ Accelerator.host_rsp
+    leds    ◄─ done, error, heartbeat
+
+:class:`BoardCore` is everything but the pins and the clock (simulated as it is under
+cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the pins.
+"""
+
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
+from amaranth.lib import cdc, fifo, io, wiring
+from amaranth.lib.wiring import In, Out
+
+from circa.boards import protocol as proto
+from circa.boards.bridge import HostBridge
+from circa.boards.uart import UARTRx, UARTTx
+from circa.config import AccelConfig
+from circa.hw.accel import Accelerator, host_data_width
+
+
+class BoardCore(wiring.Component):
+    """UART pins to the accelerator. ``divisor`` = clock / baud; ``timeout`` in cycles ends a
+    frame whose sender went quiet (default: 100 byte times)."""
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    done: Out(1)
+    error: Out(1)
+
+    def __init__(self, cfg: AccelConfig, images: dict | None = None, *, divisor: int,
+                 timeout: int | None = None):
+        self._cfg, self._images, self._divisor = cfg, images, divisor
+        self._timeout = timeout or 1000 * divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        width = host_data_width(self._cfg)
+        m.submodules.accel = accel = Accelerator(self._cfg, self._images)
+        m.submodules.bridge = bridge = HostBridge(
+            width, timeout=self._timeout, config_id=proto.config_id(self._cfg))
+        m.submodules.uart_rx = uart_rx = UARTRx(self._divisor)
+        m.submodules.uart_tx = uart_tx = UARTTx(self._divisor)
+        # Bytes arrive while the bridge answers the previous frame: buffer two frames.
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(
+            width=8, depth=2 * (9 + proto.data_bytes(width)))
+        m.submodules.rx_sync = cdc.FFSynchronizer(self.rx, uart_rx.rx, init=1)
+        wiring.connect(m, uart_rx.bytes, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, bridge.rx)
+        wiring.connect(m, bridge.tx, uart_tx.bytes)
+        wiring.connect(m, bridge.cmd, accel.host_cmd)
+        wiring.connect(m, accel.host_rsp, bridge.rsp)
+        m.d.comb += [self.tx.eq(uart_tx.tx), self.done.eq(accel.done),
+                     self.error.eq(accel.error)]
+        return m
+
+
+def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
+    """EHXPLLL dividers for ``fout`` from ``fin`` (PFD 3.125-400 MHz, VCO 400-800 MHz),
+    the closest achievable frequency first: ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV",
+    "freq_hz"}``."""
+    best = None
+    for clki in range(1, 129):
+        pfd = fin_hz / clki
+        if not 3.125e6 <= pfd <= 400e6:
+            continue
+        for clkfb in range(1, 81):
+            out = pfd * clkfb
+            for clkop in range(1, 129):
+                if 400e6 <= out * clkop <= 800e6:
+                    error = abs(out - fout_hz)
+                    if best is None or error < best[0]:
+                        best = (error, dict(CLKI_DIV=clki, CLKFB_DIV=clkfb, CLKOP_DIV=clkop,
+                                            freq_hz=out))
+    if best is None or best[0] > 0.01 * fout_hz:
+        raise ValueError(f"the ECP5 PLL cannot make {fout_hz / 1e6:g} MHz from "
+                         f"{fin_hz / 1e6:g} MHz; choose another --freq")
+    return best[1]
+
+
+class BoardTop:
+    """The accelerator on a board: ``platform``'s default clock, through an ECP5 PLL to
+    ``freq_hz`` when the board's clock differs, a UART at ``baud``, LEDs 0-2 show done,
+    error and a heartbeat. ``freq_hz`` after construction is the frequency actually made."""
+
+    def __init__(self, cfg: AccelConfig, images: dict | None = None, *, platform,
+                 freq_hz: float, baud: int):
+        self.cfg, self.images, self.baud = cfg, images, baud
+        fin = platform.default_clk_frequency
+        self.pll = None
+        if platform.family == "ecp5" and abs(freq_hz - fin) > 1:
+            self.pll = ecp5_pll(fin, freq_hz)
+            freq_hz = self.pll["freq_hz"]
+        elif abs(freq_hz - fin) > 1:
+            raise ValueError(f"{type(platform).__name__} runs at its {fin / 1e6:g} MHz clock; "
+                             f"--freq {freq_hz / 1e6:g} MHz needs a PLL circa does not drive "
+                             "for this family yet")
+        self.freq_hz = freq_hz
+        self.divisor = round(freq_hz / baud)
+        if abs(freq_hz / self.divisor - baud) > 0.02 * baud:
+            raise ValueError(f"{baud} baud is more than 2 % off at {freq_hz / 1e6:g} MHz "
+                             f"(divisor {self.divisor}); choose another --baud")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.clk_buf = clk = io.Buffer("i", platform.request(platform.default_clk,
+                                                                       dir="-"))
+        if self.pll is None:
+            m.d.comb += ClockSignal("sync").eq(clk.i)
+        else:
+            p, locked = self.pll, Signal()
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
+                p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"],
+                p_CLKOP_DIV=p["CLKOP_DIV"], p_CLKOP_ENABLE="ENABLED",
+                p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                i_CLKI=clk.i, i_CLKFB=ClockSignal("sync"), o_CLKOP=ClockSignal("sync"),
+                i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0,
+                i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+                o_LOCK=locked)
+            m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="sync")
+        platform.add_clock_constraint(ClockSignal("sync"), self.freq_hz)
+
+        m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
+                                             timeout=int(self.freq_hz // 100))   # 10 ms
+        uart = platform.request("uart", 0)
+        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        beat = Signal(range(int(self.freq_hz)))
+        alive = Signal()
+        m.d.sync += beat.eq(beat + 1)
+        with m.If(beat == int(self.freq_hz) - 1):
+            m.d.sync += [beat.eq(0), alive.eq(~alive)]
+        for n, value in enumerate((core.done, core.error, alive)):
+            if ("led", n) in platform.resources:
+                m.d.comb += platform.request("led", n).o.eq(value)
+        return m
