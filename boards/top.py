@@ -10,7 +10,7 @@
 cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the pins.
 """
 
-from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,7 +80,7 @@ def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
     return best[1]
 
 
-class BoardTop:
+class BoardTop(Elaboratable):
     """The accelerator on a board: ``platform``'s default clock, through an ECP5 PLL to
     ``freq_hz`` when the board's clock differs, a UART at ``baud``, LEDs 0-2 show done,
     error and a heartbeat. ``freq_hz`` after construction is the frequency actually made."""
@@ -108,8 +108,10 @@ class BoardTop:
         m.domains.sync = ClockDomain("sync")
         m.submodules.clk_buf = clk = io.Buffer("i", platform.request(platform.default_clk,
                                                                        dir="-"))
+        sys_clk = Signal()                      # constrainable (a ClockSignal is not)
+        m.d.comb += ClockSignal("sync").eq(sys_clk)
         if self.pll is None:
-            m.d.comb += ClockSignal("sync").eq(clk.i)
+            m.d.comb += sys_clk.eq(clk.i)
         else:
             p, locked = self.pll, Signal()
             m.submodules.pll = Instance(
@@ -119,12 +121,12 @@ class BoardTop:
                 p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"],
                 p_CLKOP_DIV=p["CLKOP_DIV"], p_CLKOP_ENABLE="ENABLED",
                 p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-                i_CLKI=clk.i, i_CLKFB=ClockSignal("sync"), o_CLKOP=ClockSignal("sync"),
+                i_CLKI=clk.i, i_CLKFB=sys_clk, o_CLKOP=sys_clk,
                 i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0,
                 i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_LOCK=locked)
             m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(ClockSignal("sync"), self.freq_hz)
+        platform.add_clock_constraint(sys_clk, self.freq_hz)
 
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
                                              timeout=int(self.freq_hz // 100))   # 10 ms

@@ -54,6 +54,19 @@ def _bench_accuracy(args) -> tuple[dict, str, bool]:
     return report, accuracy.render(report), True
 
 
+def _build(args) -> tuple[dict, str, bool]:
+    from circa.boards import build
+    report = build.build(args.dir, args.board, freq_mhz=args.freq, baud=args.baud,
+                         out=args.output, seed=args.seed)
+    return report, build.render(report), report["timing_met"]
+
+
+def _bench_fpga(args) -> tuple[dict, str, bool]:
+    from circa.boards import bench
+    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq)
+    return report, bench.render(report), True
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="circa", description=(
         "FPGA accelerator generator for block-circulant and block-sparse neural networks."))
@@ -133,7 +146,32 @@ def parser() -> argparse.ArgumentParser:
     acc.add_argument("--seed", type=int, default=0)
     acc.set_defaults(run=_bench_accuracy)
 
-    for command in (demo, comp, sim, bench, ese, acc):
+    from circa.boards.targets import DEFAULT, TARGETS
+    boards = ", ".join(f"{name} ({t.device.name})" for name, t in TARGETS.items())
+    build = sub.add_parser("build", help="bitstream for a board (yosys, nextpnr)", description=(
+        "Build the bitstream of a compiled Program's accelerator for a board: fit check, "
+        "synthesis, place and route, packing; writes build_report.json with Fmax and "
+        f"utilisation from the tools' reports. Boards: {boards}. Exit status 1 if the "
+        "clock's timing is not met."))
+    build.add_argument("dir", metavar="DIR", help="a directory written by circa compile")
+    build.add_argument("--board", default=DEFAULT, help=f"default {DEFAULT}")
+    build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
+    build.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
+    build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    build.set_defaults(run=_build)
+
+    fpga = sub.add_parser("bench-fpga", help="Fmax and utilisation of k = 8 / 16 designs",
+                          description=(
+        "Build an LSTM accelerator (153 inputs, 256 cells, projection 128) for each block "
+        "size k and report Fmax and utilisation from the place-and-route reports. Large "
+        "builds: tens of minutes each."))
+    fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
+    fpga.add_argument("--board", default=DEFAULT)
+    fpga.add_argument("--freq", type=float, metavar="MHZ", help="target clock")
+    fpga.set_defaults(run=_bench_fpga)
+
+    for command in (demo, comp, sim, bench, ese, acc, build, fpga):
         command.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 
@@ -145,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         progress.console.print(f"[red]error:[/red] {error}")
         return 2
+    except RuntimeError as error:                # a tool failed; its log is named
+        progress.console.print(f"[red]failed:[/red] {error}")
+        return 1
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -9,6 +9,7 @@ absent.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -32,6 +33,23 @@ def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int 
                                     max_q=min(256, weight_depth), weight_depth=weight_depth),
                        sparse_block=sparse_block, act_depth=act_depth, imem_depth=1024,
                        sparse_depth=8192)
+
+
+def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
+    """``cfg`` with every memory cut to what ``program`` uses (powers of two, at least 16
+    deep), so its bitstream fits the smallest board it can."""
+    from circa.compiler.isa import Op
+    pow2 = lambda n: max(16, 1 << (max(n, 1) - 1).bit_length())
+    mvms = [i for i in program.instructions if i.op in (Op.MVC, Op.MVS)]
+    e = cfg.engine
+    depth = max((i.w + -(-i.n // e.lanes) * (i.m + i.m2) for i in mvms if i.op == Op.MVC),
+                default=1)
+    engine = dataclasses.replace(e, weight_depth=pow2(depth),
+                                 max_q=pow2(max((i.m + i.m2 for i in mvms), default=1)))
+    return dataclasses.replace(cfg, engine=engine, act_depth=pow2(len(program.scratchpad)),
+                               imem_depth=pow2(len(program.instructions)),
+                               sparse_depth=pow2(len(program.sparse_index)),
+                               tables=max(1, len(program.tables)))
 
 
 def _load_array(path, what):
@@ -162,6 +180,8 @@ def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file
                                        train=not no_train, seed=seed)
     with progress.step(f"Quantizing to {bits} bits and scheduling"):
         qnet, program = quantize_and_schedule(compressed, schemes, cfg, x_cal)
+        cfg = fitted_config(cfg, program)
+        qnet, program = quantize_and_schedule(compressed, schemes, cfg, x_cal)
         net_c = frontend.import_model(compressed)
     with progress.step("Checking the ISA-level executor against the golden model"):
         sample = x_cal[:64]
@@ -169,6 +189,7 @@ def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file
             raise RuntimeError("internal error: the scheduled program differs from the golden "
                                "model; please report it with the model")
     report = _report(schemes, qnet, program, cfg, network)
+    report["accel_config"] = dataclasses.asdict(cfg)
     if y is not None:
         reference = frontend.run_float(net_c, x)
         logits = qnet.dequantize(qnet.golden(x))

@@ -34,9 +34,12 @@ def bridge_bench(script):
     received = bytearray()
     rng = random.Random(1)
 
+    finished = []
+
     async def collect(ctx):
         ctx.set(bridge.tx.ready, 1)
-        async for _, _, valid, byte in ctx.tick().sample(bridge.tx.valid, bridge.tx.payload):
+        while not finished:
+            _, _, valid, byte = await ctx.tick().sample(bridge.tx.valid, bridge.tx.payload)
             if valid:
                 received.append(byte)
 
@@ -61,8 +64,9 @@ def bridge_bench(script):
             await ctx.tick().repeat(cycles)
 
         await script(send, responses, idle)
+        finished.append(True)
 
-    sim.add_process(collect)
+    sim.add_testbench(collect)
     sim.add_testbench(bench)
     sim.run()
 
@@ -118,27 +122,29 @@ def test_board_core_over_the_uart_pins():
     sim = Simulator(core)
     sim.add_clock(1e-8)
     request = frame(command(Host.WRITE_ACT, 2, data=77)) + frame(command(Host.READ_ACT, 2))
-    answers = []
+    got = bytearray()
 
-    async def bench(ctx):
+    async def send(ctx):
         for byte in request:
             for level in line_bits(byte):
                 ctx.set(core.rx, level)
                 await ctx.tick().repeat(divisor)
-        got = bytearray()
+
+    async def receive(ctx):                     # sample mid-bit, like a UART
         while len(got) < 6 + 6 + proto.data_bytes(WIDTH):
             await ctx.tick().until(core.tx == 0)        # start bit
-            await ctx.tick().repeat(divisor + divisor // 2)
+            await ctx.tick().repeat(divisor // 2 + divisor)
             byte = 0
             for i in range(8):
                 byte |= ctx.get(core.tx) << i
                 await ctx.tick().repeat(divisor)
             got.append(byte)
-        answers.extend([proto.parse_response(bytes(got[:6]), WIDTH),
-                        proto.parse_response(bytes(got[6:]), WIDTH)])
 
-    sim.add_testbench(bench)
+    sim.add_testbench(receive)
+    sim.add_testbench(send)
     sim.run()
+    answers = [proto.parse_response(bytes(got[:6]), WIDTH),
+               proto.parse_response(bytes(got[6:]), WIDTH)]
     assert [a.status for a in answers] == [proto.Status.OK] * 2
     assert answers[1].data == 77
 

@@ -1,0 +1,60 @@
+"""``circa bench-fpga``: Fmax and utilisation of generated accelerators on a board.
+
+For each block size k: an LSTM (153 inputs as in ESE, 256 cells, projection 128; random
+weights, since timing and resources do not depend on their values) is compiled with
+``32 / k`` lanes (the same MAC multipliers for every k), its memories fitted to the
+Program, and built with ``circa build``. Figures come from nextpnr's report.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from circa import progress
+from circa.boards import build
+
+
+def program_dir(k: int, root: Path) -> Path:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from circa.compiler import compress
+    from circa.compiler.compile import accel_config, fitted_config, quantize_and_schedule
+    torch.manual_seed(0)
+    model = nn.LSTM(153, 256, proj_size=128, batch_first=True)
+    x = np.random.default_rng(0).normal(size=(4, 2, 153)) * 0.5
+    schemes = compress.plan(model, f"circulant:{k}", k)
+    model = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
+                              train=False)
+    cfg = accel_config(k=k, lanes=max(1, 32 // k))
+    _, program = quantize_and_schedule(model, schemes, cfg, x)
+    _, program = quantize_and_schedule(model, schemes, fitted_config(cfg, program), x)
+    out = root / f"lstm-k{k}"
+    program.save(out)
+    return out
+
+
+def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = None) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
+        for k in ks:
+            with progress.step(f"Compiling the k = {k} LSTM"):
+                directory = program_dir(k, Path(tmp))
+            report = build.build(directory, board, freq_mhz=freq_mhz,
+                                 out=Path(tmp) / f"build-k{k}")
+            rows.append({"k": k, **{key: report[key] for key in (
+                "board", "device", "fmax_mhz", "target_mhz", "timing_met", "luts", "ffs",
+                "dsps", "brams")}, "config": report["config"],
+                "seconds": report["seconds"]})
+    return {"rows": rows}
+
+
+def render(report: dict) -> str:
+    lines = [f"{'k':>3} {'board':<11} {'Fmax MHz':>9} {'target':>7} {'LUTs':>7} {'FFs':>7} "
+             f"{'DSPs':>5} {'BRAMs':>6} {'build s':>8}"]
+    for r in report["rows"]:
+        lines.append(f"{r['k']:>3} {r['board']:<11} {r['fmax_mhz']:>9.1f} {r['target_mhz']:>7g} "
+                     f"{r['luts']:>7} {r['ffs']:>7} {r['dsps']:>5} {r['brams']:>6} "
+                     f"{r['seconds']['total']:>8.0f}")
+    return "\n".join(lines)

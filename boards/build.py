@@ -1,0 +1,248 @@
+"""``circa build``: a compiled Program's accelerator as a bitstream for a board.
+
+Steps, each with progress on stderr:
+
+1. **Fit check, before any tool runs** (:func:`estimate`): multipliers (our count of the
+   generated RTL), block RAMs (every memory of the elaborated design mapped onto the
+   device's block RAM shapes, one copy per read port) and LUTs (a fit to our synthesis
+   runs, labelled as an estimate). A design that cannot fit stops here, saying what to
+   change.
+2. **Synthesis** (yosys ``synth_ecp5`` / ``synth_ice40``); the synthesised cell counts are
+   checked against the device again before place-and-route, the long step.
+3. **Place and route** (nextpnr, ``--report``) and **packing** (ecppack / icepack).
+4. ``build_report.json``: ``board, device, fmax_mhz, target_mhz, luts, ffs, dsps, brams,
+   bitstream`` and more, every figure parsed from nextpnr's report (utilisation, Fmax) or
+   yosys's ``stat``.
+
+The YoWASP tools run in a WASI sandbox that only sees the build directory, so they run
+with it as the working directory and relative file names.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from circa import progress
+from circa.boards.targets import DEFAULT, Device, Target, target
+from circa.compiler.program import Program
+from circa.config import AccelConfig
+
+#: Block RAM shapes (depth, width) the synthesis tools map memories onto.
+_BRAM_SHAPES = {"ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],
+                "ice40": [(2048, 2), (1024, 4), (512, 8), (256, 16)]}
+_LUTRAM_DEPTH = 32          # yosys keeps memories this shallow in LUT RAM (measured)
+
+
+class FitError(ValueError):
+    """The configuration cannot fit the device."""
+
+
+def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
+    """Every memory of the elaborated accelerator: (path, width, depth, read ports)."""
+    from amaranth.hdl import Fragment, Shape
+    from amaranth.hdl._mem import MemoryInstance
+
+    from circa.hw.accel import Accelerator
+    found = []
+
+    def walk(fragment, path):
+        for sub, name, _ in fragment.subfragments:
+            if isinstance(sub, MemoryInstance):
+                found.append((f"{path}.{name}", Shape.cast(sub._data.shape).width,
+                              sub._data.depth, len(sub._read_ports)))
+            else:
+                walk(sub, f"{path}.{name}")
+    walk(Fragment.get(Accelerator(cfg), None), "accel")
+    return found
+
+
+def bram_blocks(width: int, depth: int, family: str) -> int:
+    """Block RAMs for one ``width`` x ``depth`` memory with one read port (0: LUT RAM)."""
+    if depth <= _LUTRAM_DEPTH:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM_SHAPES[family])
+
+
+def estimate(cfg: AccelConfig, device: Device) -> dict:
+    """Resources of ``cfg`` on ``device`` before synthesis; see the module docstring."""
+    from circa.ese import multipliers
+    brams = {path: bram_blocks(w, d, device.family) * max(1, ports)
+             for path, w, d, ports in memories(cfg)}
+    # LUT4 + 2 per carry cell after synth_ecp5 (measured, docs/boards.md): k = 4 / 1 lane
+    # 11.3 k, k = 16 / 2 lanes 51.4 k; the engine's lanes and the vector unit scale with k.
+    luts = round(2000 + 770 * cfg.k * (cfg.engine.lanes + 2))
+    return {"multipliers": multipliers(cfg)["total"], "brams": sum(brams.values()),
+            "brams_by_memory": brams, "luts_estimate": luts}
+
+
+def check_fit(cfg: AccelConfig, device: Device, used: dict, stage: str):
+    """Raise FitError naming each resource over budget and what to change."""
+    problems = []
+    if used["multipliers"] > device.multipliers:
+        problems.append(f"{used['multipliers']} multipliers (the device has "
+                        f"{device.multipliers}): use fewer lanes or a smaller k")
+    if used["brams"] > device.brams:
+        big = sorted(used.get("brams_by_memory", {}).items(), key=lambda kv: -kv[1])[:3]
+        where = (" (largest: " + ", ".join(f"{p} {n}" for p, n in big) + ")") if big else ""
+        problems.append(f"{used['brams']} block RAMs (the device has {device.brams}){where}: "
+                        "compile a smaller model, use a larger k (fewer weights), or fewer bits")
+    luts = used.get("luts", used.get("luts_estimate", 0))
+    if luts > device.luts:
+        problems.append(f"{luts} LUTs (the device has {device.luts}): use a smaller k, fewer "
+                        "lanes, or fewer bits")
+    if problems:
+        raise FitError(f"{cfg_summary(cfg)} does not fit the {device.name} ({stage}):\n  "
+                       + "\n  ".join(problems))
+
+
+def cfg_summary(cfg: AccelConfig) -> str:
+    e = cfg.engine
+    return (f"the accelerator (k = {cfg.k}, {e.lanes} lanes, {e.data_width}-bit data, "
+            f"weight depth {e.weight_depth}, scratchpad {cfg.act_depth})")
+
+
+# -- the tools ---------------------------------------------------------------------------
+
+def _tool(name: str) -> str:
+    local = Path(sys.executable).parent / f"yowasp-{name}"
+    found = str(local) if local.exists() else shutil.which(f"yowasp-{name}")
+    if not found:
+        raise RuntimeError(f"yowasp-{name} is not installed: pip install yowasp-{name} "
+                           "(the README's commands install it)")
+    return found
+
+
+def _run(cmd: list[str], cwd: Path, log: str):
+    with open(cwd / log, "w") as out:
+        done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (log {cwd / log}):\n{tail}")
+
+
+_STAT_CELLS = {
+    "ecp5": {"luts": ("LUT4",), "carry": ("CCU2C",), "ffs": ("TRELLIS_FF",),
+             "dsps": ("MULT18X18D",), "brams": ("DP16KD",), "lutram": ("TRELLIS_DPR16X4",)},
+    "ice40": {"luts": ("SB_LUT4",), "carry": ("SB_CARRY",), "ffs": ("SB_DFF",),
+              "dsps": ("SB_MAC16",), "brams": ("SB_RAM40_4K",), "lutram": ()},
+}
+
+
+def synth_cells(stat_json: Path, family: str) -> dict:
+    """Cell counts from yosys ``stat -json`` (the top module, flattened)."""
+    stat = json.loads(stat_json.read_text())
+    cells = stat.get("design", {}).get("num_cells_by_type") or next(
+        iter(stat["modules"].values()))["num_cells_by_type"]
+    counts = {key: sum(n for cell, n in cells.items() if cell.startswith(prefixes))
+              for key, prefixes in _STAT_CELLS[family].items() if prefixes}
+    # an ECP5 carry cell (CCU2C) is two LUT4s in a slice; an iCE40 carry shares its LUT
+    counts["lut_equivalents"] = counts["luts"] + (2 * counts["carry"] if family == "ecp5" else 0)
+    return counts
+
+
+_PNR_BELS = {"ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+                      "brams": "DP16KD"},
+             "ice40": {"luts": "ICESTORM_LC", "ffs": None, "dsps": "ICESTORM_DSP",
+                       "brams": "ICESTORM_RAM"}}
+
+
+def pnr_figures(report_json: Path, family: str) -> dict:
+    """Utilisation and Fmax from nextpnr's ``--report`` JSON."""
+    report = json.loads(report_json.read_text())
+    use = report["utilization"]
+    figures = {key: use.get(bel, {}).get("used", 0) if bel else None
+               for key, bel in _PNR_BELS[family].items()}
+    clocks = {name: c for name, c in report.get("fmax", {}).items()}
+    sync = [c for name, c in clocks.items() if "sync" in name or "clk" in name.lower()]
+    clock = min(sync or clocks.values(), key=lambda c: c["achieved"])
+    figures.update(fmax_mhz=round(clock["achieved"], 2), target_mhz=round(clock["constraint"], 2),
+                   utilisation={bel: v for bel, v in use.items() if v.get("used")})
+    return figures
+
+
+def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
+          baud: int | None = None, out=None, seed: int = 1) -> dict:
+    """Build the bitstream for the Program in ``directory``; returns the build report."""
+    from circa.boards.top import BoardTop
+    tgt: Target = target(board)
+    program = Program.load(directory)
+    cfg, device = program.config, tgt.device
+    out = Path(out) if out else Path(directory) / f"build-{tgt.name}"
+
+    with progress.step(f"Checking that {cfg_summary(cfg)} fits the {device.name}"):
+        est = estimate(cfg, device)
+        check_fit(cfg, device, est, "estimate before synthesis")
+    platform = tgt.make_platform()
+    # Memories start empty: the runtime loads the Program (any Program for this config).
+    top = BoardTop(cfg, platform=platform,
+                   freq_hz=(freq_mhz * 1e6) if freq_mhz else tgt.freq_hz, baud=baud or tgt.baud)
+    name = "top"
+    with progress.step(f"Generating the design for {tgt.name} at {top.freq_hz / 1e6:g} MHz"):
+        if out.exists():
+            shutil.rmtree(out)
+        overrides = {"script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
+        plan = platform.prepare(top, name, **overrides)
+        plan.extract(out)
+    family = device.family
+    seconds, started = {}, time.monotonic()
+    with progress.step(f"Synthesis (yosys synth_{family})"):
+        _run([_tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
+        synth = synth_cells(out / f"{name}.stat.json", family)
+        check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
+                                "luts": synth["lut_equivalents"]}, "after synthesis")
+    seconds["synthesis"] = time.monotonic() - started
+    pnr = [_tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
+           "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim", "-q"]
+    if family == "ecp5":
+        pnr += [*platform._nextpnr_device_options[platform.device].split(),
+                "--package", platform._nextpnr_package_options[platform.package].upper(),
+                "--speed", str(platform.speed), "--lpf", f"{name}.lpf",
+                "--textcfg", f"{name}.config"]
+        pack = [_tool("ecppack"), "--compress", "--input", f"{name}.config", "--bit",
+                f"{name}.bit"]
+        bitstream = f"{name}.bit"
+    else:
+        pnr += [f"--{platform.device.lower().replace('ice40', '')}", "--package",
+                platform.package.lower(), "--pcf", f"{name}.pcf", "--asc", f"{name}.asc"]
+        pack = [_tool("icepack"), f"{name}.asc", f"{name}.bin"]
+        bitstream = f"{name}.bin"
+    with progress.step(f"Place and route (nextpnr-{family}; minutes for a large design)"):
+        _run(pnr, out, "nextpnr.log")
+    seconds["place_and_route"] = time.monotonic() - started - seconds["synthesis"]
+    with progress.step("Packing the bitstream"):
+        _run(pack, out, "pack.log")
+    seconds["total"] = time.monotonic() - started
+    figures = pnr_figures(out / "report.json", family)
+    report = {
+        "board": tgt.name, "device": device.name, "fmax_mhz": figures["fmax_mhz"],
+        "target_mhz": round(top.freq_hz / 1e6, 3),
+        "timing_met": figures["fmax_mhz"] >= top.freq_hz / 1e6,
+        "luts": figures["luts"],
+        "ffs": figures["ffs"] if figures["ffs"] is not None else synth["ffs"],
+        "dsps": figures["dsps"], "brams": figures["brams"],
+        "bitstream": str((out / bitstream).absolute()),
+        "device_budget": {"luts": device.luts, "ffs": device.ffs,
+                          "dsps": device.multipliers, "brams": device.brams},
+        "estimate": {k: v for k, v in est.items() if k != "brams_by_memory"},
+        "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
+        "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud, "config": repr(cfg), "program": str(Path(directory).absolute()),
+    }
+    (out / "build_report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def render(report: dict) -> str:
+    b = report["device_budget"]
+    met = "met" if report["timing_met"] else "NOT MET: lower --freq"
+    return "\n".join([
+        f"{report['board']} ({report['device']}): {report['bitstream']}",
+        f"  Fmax {report['fmax_mhz']:.1f} MHz for a {report['target_mhz']:g} MHz clock ({met})",
+        f"  LUTs {report['luts']}/{b['luts']}, FFs {report['ffs']}/{b['ffs']}, "
+        f"multipliers {report['dsps']}/{b['dsps']}, block RAMs {report['brams']}/{b['brams']}",
+    ])

@@ -1,0 +1,84 @@
+"""`circa build`: the fit check before any tool runs, and (slow) a real bitstream for the
+smallest target with its report parsed from the tools."""
+import json
+from pathlib import Path
+
+import pytest
+
+from circa import cli
+from circa.boards import build
+from circa.boards.targets import ICE40UP5K, LFE5U_85F, target
+from circa.compiler.compile import fitted_config
+from circa.config import AccelConfig, EngineConfig
+from test_schedule import compile_model
+
+TINY = AccelConfig(EngineConfig(k=4, lanes=1, max_q=64, weight_depth=512), sparse_block=(2, 2),
+                   act_depth=1024, imem_depth=256, sparse_depth=256)
+
+
+@pytest.fixture(scope="module")
+def tiny_program(tmp_path_factory):
+    """A dense+circulant MLP compiled for a k = 4, 1-lane accelerator fitted to it."""
+    _, program, _ = compile_model("mlp", "circulant:4", TINY)
+    cfg = fitted_config(TINY, program)
+    _, program, _ = compile_model("mlp", "circulant:4", cfg)
+    directory = tmp_path_factory.mktemp("tiny") / "program"
+    program.save(directory)
+    return directory
+
+
+def test_fitted_config_cuts_memories_to_the_program():
+    _, program, _ = compile_model("mlp", "circulant:4", TINY)
+    cfg = fitted_config(TINY, program)
+    assert cfg.k == 4 and cfg.engine.lanes == 1
+    assert cfg.act_depth < TINY.act_depth and cfg.imem_depth < TINY.imem_depth
+    assert len(program.instructions) <= cfg.imem_depth
+    assert len(program.scratchpad) <= cfg.act_depth
+    _, refit, _ = compile_model("mlp", "circulant:4", cfg)      # the same program fits it
+    assert [str(i) for i in refit.instructions] == [str(i) for i in program.instructions]
+
+
+def test_block_ram_estimate_names_the_memories():
+    est = build.estimate(AccelConfig(EngineConfig(k=16, lanes=2)), LFE5U_85F)
+    # 204 DP16KD is what yosys synth_ecp5 mapped for this configuration (docs/boards.md)
+    assert est["brams"] == 204
+    assert est["brams_by_memory"]["accel.act"] == 2 * 29      # two read ports: two copies
+    assert est["multipliers"] >= 126
+
+
+def test_a_design_too_big_for_the_device_stops_before_the_tools(tiny_program, capsys):
+    with pytest.raises(build.FitError) as error:
+        build.check_fit(TINY, ICE40UP5K, build.estimate(TINY, ICE40UP5K), "estimate")
+    message = str(error.value)
+    assert "iCE40UP5K" in message and "multipliers" in message and "LUTs" in message
+    assert "fewer lanes" in message
+    assert cli.main(["build", str(tiny_program), "--board", "icebreaker"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the iCE40UP5K" in err and "Synthesis" not in err
+
+
+def test_unknown_board_is_refused(tiny_program, capsys):
+    assert cli.main(["build", str(tiny_program), "--board", "de10"]) == 2
+    assert "unknown board 'de10'; choose one of ulx3s-85f" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
+    """CI's real bitstream: ULX3S-25F, 30 MHz from the 25 MHz oscillator through the PLL."""
+    out = tmp_path / "build"
+    assert cli.main(["build", str(tiny_program), "--board", "ulx3s-25f", "--freq", "30",
+                     "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((out / "build_report.json").read_text())
+    bitstream = Path(report["bitstream"])
+    assert bitstream.stat().st_size > 100_000 and bitstream.parent == out
+    assert report["board"] == "ulx3s-25f" and report["device"] == "LFE5U-25F"
+    assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == 30
+    device = target("ulx3s-25f").device
+    for key, budget in (("luts", device.luts), ("ffs", device.ffs),
+                        ("dsps", device.multipliers), ("brams", device.brams)):
+        assert 0 < report[key] <= budget, key
+    # the pre-flight estimate agrees with place-and-route on the hard blocks
+    assert report["dsps"] == report["estimate"]["multipliers"]
+    assert report["brams"] == report["estimate"]["brams"]
+    assert report["nextpnr_utilisation"]["EHXPLLL"]["used"] == 1
