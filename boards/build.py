@@ -170,6 +170,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
           baud: int | None = None, out=None, seed: int = 1) -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report."""
     from circa.boards.top import BoardTop
+    if board.lower() == "kcu105":
+        return xilinx_build(directory, out=out, baud=baud)
     tgt: Target = target(board)
     program = Program.load(directory)
     cfg, device = program.config, tgt.device
@@ -237,8 +239,39 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     return report
 
 
+def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:
+    """KCU105: yosys ``synth_xilinx`` figures for UltraScale and the Vivado project files.
+    Vivado is not run here, so there is no bitstream and no Fmax."""
+    from circa.boards import xilinx
+    program = Program.load(directory)
+    out = Path(out) if out else Path(directory) / "build-kcu105"
+    with progress.step("Writing the Vivado project for the KCU105 (Vivado is not run)"):
+        xilinx.vivado_project(program.config, None, out / "vivado", baud=baud or 1_000_000)
+    with progress.step("Synthesis for Kintex UltraScale (yosys synth_xilinx -family xcu)"):
+        figures = xilinx.ultrascale_utilisation(program.config, out / "synth_xilinx")
+    budget = xilinx.XCKU060
+    report = {"board": "kcu105", "device": "Kintex UltraScale (yosys synth_xilinx -family xcu)",
+              "fmax_mhz": None, "target_mhz": 125.0, "timing_met": None,
+              "luts": figures["luts_total"], "ffs": figures["ffs"], "dsps": figures["dsps"],
+              "brams": figures["brams"], "bitstream": None,
+              "vivado_project": str((out / "vivado").absolute()), "vivado_run": False,
+              "device_budget": {k: budget[k] for k in ("luts", "ffs", "dsps", "brams")},
+              "budget_device": budget["name"], "synthesis": figures,
+              "config": repr(program.config), "program": str(Path(directory).absolute())}
+    (out / "build_report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 def render(report: dict) -> str:
     b = report["device_budget"]
+    if report["board"] == "kcu105":
+        return "\n".join([
+            f"kcu105: Vivado project in {report['vivado_project']} (not run here: no "
+            "bitstream, no Fmax)",
+            f"  yosys synth_xilinx (UltraScale): LUTs {report['luts']}, FFs {report['ffs']}, "
+            f"DSP48E2 {report['dsps']}, 36 Kb BRAMs {report['brams']} "
+            f"(an {report['budget_device']} has {b['luts']}, {b['ffs']}, {b['dsps']}, "
+            f"{b['brams']})"])
     met = "met" if report["timing_met"] else "NOT MET: lower --freq"
     return "\n".join([
         f"{report['board']} ({report['device']}): {report['bitstream']}",

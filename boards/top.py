@@ -126,12 +126,14 @@ class BoardTop(Elaboratable):
                 i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_LOCK=locked)
             m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(sys_clk, self.freq_hz)
+            platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
 
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
                                              timeout=int(self.freq_hz // 100))   # 10 ms
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         beat = Signal(range(int(self.freq_hz)))
         alive = Signal()
         m.d.sync += beat.eq(beat + 1)
@@ -139,5 +141,7 @@ class BoardTop(Elaboratable):
             m.d.sync += [beat.eq(0), alive.eq(~alive)]
         for n, value in enumerate((core.done, core.error, alive)):
             if ("led", n) in platform.resources:
-                m.d.comb += platform.request("led", n).o.eq(value)
+                m.submodules[f"led{n}"] = led = io.Buffer("o", platform.request("led", n,
+                                                                                  dir="-"))
+                m.d.comb += led.o.eq(value)
         return m

@@ -58,7 +58,7 @@ def _build(args) -> tuple[dict, str, bool]:
     from circa.boards import build
     report = build.build(args.dir, args.board, freq_mhz=args.freq, baud=args.baud,
                          out=args.output, seed=args.seed)
-    return report, build.render(report), report["timing_met"]
+    return report, build.render(report), report["timing_met"] is not False
 
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
@@ -147,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
     acc.set_defaults(run=_bench_accuracy)
 
     from circa.boards.targets import DEFAULT, TARGETS
-    boards = ", ".join(f"{name} ({t.device.name})" for name, t in TARGETS.items())
+    boards = ", ".join(f"{name} ({t.device.name})" for name, t in TARGETS.items()) + (
+        ", kcu105 (Vivado project + yosys UltraScale figures; Vivado not run)")
     build = sub.add_parser("build", help="bitstream for a board (yosys, nextpnr)", description=(
         "Build the bitstream of a compiled Program's accelerator for a board: fit check, "
         "synthesis, place and route, packing; writes build_report.json with Fmax and "

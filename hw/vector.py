@@ -22,11 +22,15 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``)::
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), six
+stages so that no path holds more than one adder or shifter (docs/boards.md)::
 
-    i ──► clamp, segment index ──► S1: table entry (memory read), x, b, op, shifts
-          (per-table scalars)      S2: x * m (the lane's multiplier), c, s
-                                   S3: narrow(product + c, s)  ──► o
+    i ──► S0: a, b, op, shift, table registered (they come from the controller)
+          Sx: x = clip(a, lo, hi) with the table's scalars; segment index -> table address
+          S1: table entry (memory read), x, b, op, shifts
+          S2: x * m (the lane's multiplier), c, s
+          S3: product + c
+          S4: narrow(sum, s)  ──► o
 """
 from __future__ import annotations
 
@@ -147,7 +151,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 3
+    LATENCY = 6
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -206,8 +210,23 @@ class VectorUnit(wiring.Component):
                 for n, s in enumerate(scalars):
                     with m.Case(n):
                         m.d.sync += s.eq(self.s_data)
-        sel = Signal(scalar_layout(w))           # the beat's table, read combinationally
-        with m.Switch(self.table):
+        def stage(name, values):
+            """Registers that advance with the pipeline."""
+            regs = []
+            for n, v in enumerate(values):
+                r = Signal(v.shape(), name=f"{name}_{n}")
+                with m.If(advance):
+                    m.d.sync += r.eq(v)
+                regs.append(r)
+            return regs
+
+        # -- stage 0: the beat and its control, registered (they come from the controller) --
+        s0_valid, s0_op, s0_shift, s0_table = stage("s0", [
+            self.i.valid, self.op, self.shift, self.table])
+        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
+        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
+        sel = Signal(scalar_layout(w))           # the beat's table scalars
+        with m.Switch(s0_table):
             for n, s in enumerate(scalars[:-1]):
                 with m.Case(n):
                     m.d.comb += sel.eq(s)
@@ -224,37 +243,28 @@ class VectorUnit(wiring.Component):
                          rd.en.eq(advance)]       # the read register is stage 1: it stalls too
             entries.append(rd)
 
-        # -- stage 0 (combinational): clamp and segment index ------------------------------
-        # Only VPWL clamps; the other ops clamp to the full word range, i.e. not at all.
-        pwl0 = self.op == VectorOp.VPWL
+        # -- stage x: clamp (only VPWL clamps; the other ops clamp to the full word range) ---
+        pwl0 = s0_op == VectorOp.VPWL
         lo = Mux(pwl0, sel.lo, wlo)
         hi = Mux(pwl0, sel.hi, whi)
-        xs = []
-        for lane in range(k):
-            a = self.i.p.a[lane]
+        clamped = []
+        for a in s0_a:
             up = Mux(a < lo, lo, a)                 # clip(a, lo, hi) = min(max(a, lo), hi)
-            x = Signal(signed(w), name=f"x{lane}")
-            m.d.comb += x.eq(Mux(up > hi, hi, up))
-            seg = (x >> sel.seg_shift) + segments // 2
+            clamped.append(Mux(up > hi, hi, up))
+        sx_valid, sx_op, sx_shift, sx_table, sx_pshift, sx_seg_shift = stage("sx", [
+            s0_valid, s0_op, s0_shift, s0_table, sel.shift, sel.seg_shift])
+        xs = stage("sx_x", clamped)
+        sx_b = stage("sx_b", s0_b)
+        # segment index -> table address (the memory's read register is stage 1)
+        for lane, x in enumerate(xs):
+            seg = (x >> sx_seg_shift) + segments // 2
             index = Mux(seg < 0, 0, Mux(seg > segments - 1, segments - 1, seg))
-            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], self.table))
-            xs.append(x)
-
-        def stage(name, values):
-            """Registers that advance with the pipeline."""
-            regs = []
-            for n, v in enumerate(values):
-                r = Signal(v.shape(), name=f"{name}_{n}")
-                with m.If(advance):
-                    m.d.sync += r.eq(v)
-                regs.append(r)
-            return regs
+            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sx_table))
 
         # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
-        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [
-            self.i.valid, self.op, self.shift, sel.shift])
+        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sx_valid, sx_op, sx_shift, sx_pshift])
         s1_x = stage("s1_x", xs)
-        s1_b = stage("s1_b", [self.i.p.b[lane] for lane in range(k)])
+        s1_b = stage("s1_b", sx_b)
         # VSHL: a << min(shift, w-1) as an exact right shift of a << (w-1) (module docstring)
         shl_shift = (w - 1) - Mux(s1_shift > w - 1, w - 1, s1_shift)
         s = Signal(SHIFT_WIDTH)
@@ -288,15 +298,17 @@ class VectorUnit(wiring.Component):
             mul.append(x * mv)       # the lane's only multiplier: 18 x w, registered below
             add.append(cv)
 
-        # -- stage 2: product and addend; stage 3: sum, round, saturate -------------------------
+        # -- stage 2: product and addend; stage 3: their sum; stage 4: round, saturate ---------
         s2_valid, s2_s = stage("s2", [s1_valid, s])
         s2_mul = stage("s2_mul", mul)
         s2_add = stage("s2_add", add)
-        s3_valid, = stage("s3", [s2_valid])
-        s3_y = stage("s3_y", [narrow_var(p + c, s2_s, w) for p, c in zip(s2_mul, s2_add)])
-        m.d.comb += self.o.valid.eq(s3_valid)
+        s3_valid, s3_s = stage("s3", [s2_valid, s2_s])
+        s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
+        s4_valid, = stage("s4", [s3_valid])
+        s4_y = stage("s4_y", [narrow_var(v, s3_s, w) for v in s3_sum])
+        m.d.comb += self.o.valid.eq(s4_valid)
         for lane in range(k):
-            m.d.comb += self.o.p[lane].eq(s3_y[lane])
+            m.d.comb += self.o.p[lane].eq(s4_y[lane])
         return m
 
 
