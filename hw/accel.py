@@ -6,7 +6,7 @@
    host_rsp ◄─ (reads: scratchpad, status, counters)
                                    │ start
                                    ▼
-              controller: fetch ─ decode ─ execute, one instruction at a time
+              controller: fetch ─ decode ─ address ─ check ─ execute, one instruction at a time
                  reader: scratchpad[a..], [b..] ─► FIFO ─► circulant | sparse | vector
                  writer: scratchpad[dst..]     ◄──────────── that engine's output stream
 
@@ -177,8 +177,8 @@ class Accelerator(wiring.Component):
 
         dst = Signal(signed(19))
         src_a, src_b = Signal(signed(19)), Signal(signed(19))
-        m.d.comb += [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
-                     src_b.eq(address(ins.b_reg, ins.b))]
+        resolve = [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
+                   src_b.eq(address(ins.b_reg, ins.b))]      # registered in state ADDRESS
         op = ins.op
         is_mvc, is_mvs = op == Op.MVC, op == Op.MVS
         is_vector = Signal()
@@ -190,7 +190,7 @@ class Accelerator(wiring.Component):
         def fits(start, count):
             return (start >= 0) & (start + count <= cfg.act_depth)
 
-        legal = Signal()
+        legal, legal_r = Signal(), Signal()
         m.d.comb += legal.eq(
             Mux(is_mvc | is_mvs,
                 fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
@@ -294,10 +294,18 @@ class Accelerator(wiring.Component):
             with m.State("DECODE"):
                 m.d.comb += imem_r.addr.eq(self.pc)
                 m.d.sync += [ins.eq(imem_r.data), sent.eq(0), taken.eq(0), written.eq(0)]
+                m.next = "ADDRESS"
+            # Two registered steps before EXECUTE keep the address adders and the bounds
+            # checks off the paths into the engines (Fmax, docs/boards.md).
+            with m.State("ADDRESS"):
+                m.d.sync += resolve
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += legal_r.eq(legal)
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
                 m.d.sync += counters[4].eq(counters[4] + 1)
-                with m.If(~legal):
+                with m.If(~legal_r):
                     m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(op == Op.HALT):

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import EngineConfig
-from circa.hw.fft import RealFFT, RealIFFT, narrow_var, pipeline_latency
+from circa.hw.fft import RealFFT, RealIFFT, narrow_var, pipeline_latency, pipeline_register
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -79,7 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last MAC issue to its output block leaving, with no stalls."""
-        return self.MAC_DEPTH + pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width)) + 1
+        return self.MAC_DEPTH + pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width)) + 3
 
     def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
         """Bit-exact model, see :func:`model`."""
@@ -196,13 +196,14 @@ class BlockCirculantEngine(wiring.Component):
 
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
         lane_sel = Signal(range(max(L, 2)))
+        to_ifft_ready = Signal()
         with m.If(s3_valid & s3_last):
             m.d.sync += [bank_full.eq(1), bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
-        with m.Elif(bank_full & ifft.i.ready):
+        with m.Elif(bank_full & to_ifft_ready):
             m.d.sync += lane_sel.eq(lane_sel + 1)
             with m.If(lane_sel == bank_lanes - 1):
                 m.d.sync += bank_full.eq(0)
-        m.d.comb += ifft.i.valid.eq(bank_full)
+        narrowed = []
         for n in range(k):
             chosen = Signal(acc_shape, name=f"chosen_{n}")
             with m.Switch(lane_sel):
@@ -211,12 +212,22 @@ class BlockCirculantEngine(wiring.Component):
                         m.d.comb += chosen.eq(bank[lane][n])
                 with m.Default():
                     m.d.comb += chosen.eq(bank[L - 1][n])
-            m.d.comb += ifft.i.p[n].eq(narrow_var(chosen, shift, cfg.ifft_width))
+            narrowed.append(narrow_var(chosen, shift, cfg.ifft_width))
+        # Registers after each run-time narrowing, so that no path holds the lane mux, a
+        # barrel shifter and a butterfly (or the output's shifter and the writer).
+        to_ifft_valid, to_ifft = pipeline_register(m, "to_ifft", bank_full, to_ifft_ready,
+                                                   ifft.i.ready, narrowed)
+        m.d.comb += ifft.i.valid.eq(to_ifft_valid)
+        for n in range(k):
+            m.d.comb += ifft.i.p[n].eq(to_ifft[n])
 
         # -- output ----------------------------------------------------------------------
-        m.d.comb += [self.o_y.valid.eq(ifft.o.valid), ifft.o.ready.eq(self.o_y.ready)]
+        out_valid, out = pipeline_register(
+            m, "out", ifft.o.valid, ifft.o.ready, self.o_y.ready,
+            [narrow_var(ifft.o.p[n], out_shift, cfg.data_width) for n in range(k)])
+        m.d.comb += self.o_y.valid.eq(out_valid)
         for n in range(k):
-            m.d.comb += self.o_y.p[n].eq(narrow_var(ifft.o.p[n], out_shift, cfg.data_width))
+            m.d.comb += self.o_y.p[n].eq(out[n])
 
         # -- control and counters ------------------------------------------------------------
         outputs_left = Signal.like(self.p)

@@ -38,6 +38,18 @@ def narrow_var(v, s, width: int):
     return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
 
 
+def pipeline_register(m, name, valid, ready_up, ready_down, values):
+    """One register stage on a valid/ready stream: drives ``ready_up`` (comb, from
+    ``ready_down``) and returns ``(valid_out, registered values)``. Throughput one beat
+    a cycle, latency one cycle."""
+    out_valid = Signal(name=f"{name}_valid")
+    regs = [Signal(v.shape(), name=f"{name}_{n}") for n, v in enumerate(values)]
+    m.d.comb += ready_up.eq(~out_valid | ready_down)
+    with m.If(ready_up):
+        m.d.sync += [out_valid.eq(valid)] + [r.eq(v) for r, v in zip(regs, values)]
+    return out_valid, regs
+
+
 def pipeline_latency(plan: list) -> int:
     """Register levels of a plan: one per butterfly step, two per twiddle step."""
     return sum({nx.Butterfly: 1, nx.Twiddle: 2}.get(type(step), 0) for step in plan)
