@@ -73,8 +73,9 @@ class BlockCirculantEngine(wiring.Component):
 
     cfg = property(lambda self: self._cfg)
 
-    # Issue -> S1 (memory reads) -> S2 (products) -> S3 (complex sums) -> accumulate.
-    MAC_DEPTH = 4
+    # Issue -> S1 (memory reads) -> S1b (operand registers) -> S2 (products) -> S3 (complex
+    # sums) -> accumulate.
+    MAC_DEPTH = 5
 
     @property
     def latency(self) -> int:
@@ -148,23 +149,32 @@ class BlockCirculantEngine(wiring.Component):
         m.d.sync += [s1_valid.eq(issue), s1_first.eq(j == 0), s1_last.eq(last_j),
                      s1_from_fft.eq(first_group), s1_fft.eq(fft.o.p),
                      s1_lanes.eq(Mux(remaining < L, remaining, L))]
-        x = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
 
-        # -- S2: real products; S3: complex sums, exact --------------------------------------
+        # -- S1b: operands registered, so the memories' outputs and the multipliers are on
+        # separate paths (the multipliers' input registers); S2: real products; S3: complex
+        # sums, exact ------------------------------------------------------------------------
+        x = [Signal(signed(cfg.fft_out_width), name=f"x{n}") for n in range(k)]
+        m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
+        weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
+                   for lane in range(L)]
+        m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
+                     for lane in range(L) for n in range(k)]
+        s1b_valid, s1b_first, s1b_last = Signal(), Signal(), Signal()
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
         s3_valid, s3_first, s3_last = Signal(), Signal(), Signal()
-        s2_lanes, s3_lanes = Signal.like(s1_lanes), Signal.like(s1_lanes)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+        s1b_lanes, s2_lanes, s3_lanes = (Signal.like(s1_lanes) for _ in range(3))
+        m.d.sync += [s1b_valid.eq(s1_valid), s1b_first.eq(s1_first), s1b_last.eq(s1_last),
+                     s2_valid.eq(s1b_valid), s2_first.eq(s1b_first), s2_last.eq(s1b_last),
                      s3_valid.eq(s2_valid), s3_first.eq(s2_first), s3_last.eq(s2_last),
-                     s2_lanes.eq(s1_lanes), s3_lanes.eq(s2_lanes)]
-        m.d.comb += last_token_in_flight.eq(s1_valid & s1_last | s2_valid & s2_last |
-                                            s3_valid & s3_last)
+                     s1b_lanes.eq(s1_lanes), s2_lanes.eq(s1b_lanes), s3_lanes.eq(s2_lanes)]
+        m.d.comb += last_token_in_flight.eq(s1_valid & s1_last | s1b_valid & s1b_last
+                                            | s2_valid & s2_last | s3_valid & s3_last)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
-            w = [weight_rd[lane].data[n] for n in range(k)]
+            w = weights[lane]
             products = []
             for n in range(k):
                 # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real

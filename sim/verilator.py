@@ -87,6 +87,8 @@ VERILATOR_FLAGS = (
     # yosys writes a process whose cases keep the previous value as a casez without a
     # default; Verilator lints it, the behaviour is the intended one.
     "-Wno-CASEINCOMPLETE",
+    # a one-entry choice (e.g. one PWL table) is a zero-width signal, declared [-1:0]
+    "-Wno-ASCRANGE",
 )
 
 #: Verilator timescale (unit, precision); Amaranth emits no ``timescale``.
