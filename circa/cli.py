@@ -165,8 +165,8 @@ def parser() -> argparse.ArgumentParser:
     fpga = sub.add_parser("bench-fpga", help="Fmax and utilisation of k = 8 / 16 designs",
                           description=(
         "Build an LSTM accelerator (153 inputs, 256 cells, projection 128) for each block "
-        "size k and report Fmax and utilisation from the place-and-route reports. Large "
-        "builds: tens of minutes each."))
+        "size k and report Fmax and utilisation from the place-and-route reports "
+        "(--board kcu105: yosys UltraScale figures only). Large builds: tens of minutes each."))
     fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
     fpga.add_argument("--board", default=DEFAULT)
     fpga.add_argument("--freq", type=float, metavar="MHZ", help="target clock")

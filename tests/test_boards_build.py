@@ -82,3 +82,20 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     assert report["dsps"] == report["estimate"]["multipliers"]
     assert report["brams"] == report["estimate"]["brams"]
     assert report["nextpnr_utilisation"]["EHXPLLL"]["used"] == 1
+
+
+@pytest.mark.parametrize("board, clock_file, pins", [
+    ("ulx3s-85f", "top.lpf", ["M1", "L4"]), ("ecpix5-85f", "top.lpf", ["R26", "R24"]),
+    ("icebreaker", "top.pcf", ["6", "9"])])
+def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_path):
+    """The board top elaborates on every target: UART pins, clock (PLL on the ECP5s)."""
+    from circa.boards.top import BoardTop
+    tgt = target(board)
+    platform = tgt.make_platform()
+    top = BoardTop(TINY, platform=platform, freq_hz=tgt.freq_hz, baud=tgt.baud)
+    platform.prepare(top, "top").extract(tmp_path)
+    constraints = (tmp_path / clock_file).read_text()
+    assert all(pin in constraints for pin in pins)
+    netlist = (tmp_path / "top.il").read_text()
+    assert ("EHXPLLL" in netlist) == (tgt.device.family == "ecp5")
+    assert top.divisor == round(tgt.freq_hz / tgt.baud)
