@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -109,7 +108,8 @@ def cfg_summary(cfg: AccelConfig) -> str:
 
 # -- the tools ---------------------------------------------------------------------------
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
+    """The YoWASP tool ``yowasp-NAME`` next to this Python (the venv's), else on PATH."""
     local = Path(sys.executable).parent / f"yowasp-{name}"
     found = str(local) if local.exists() else shutil.which(f"yowasp-{name}")
     if not found:
@@ -158,10 +158,8 @@ def pnr_figures(report_json: Path, family: str) -> dict:
     use = report["utilization"]
     figures = {key: use.get(bel, {}).get("used", 0) if bel else None
                for key, bel in _PNR_BELS[family].items()}
-    clocks = {name: c for name, c in report.get("fmax", {}).items()}
-    sync = [c for name, c in clocks.items() if "sync" in name or "clk" in name.lower()]
-    clock = min(sync or clocks.values(), key=lambda c: c["achieved"])
-    figures.update(fmax_mhz=round(clock["achieved"], 2), target_mhz=round(clock["constraint"], 2),
+    slowest = min(report["fmax"].values(), key=lambda c: c["achieved"])   # one clock domain
+    figures.update(fmax_mhz=round(slowest["achieved"], 2),
                    utilisation={bel: v for bel, v in use.items() if v.get("used")})
     return figures
 
@@ -194,25 +192,25 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     family = device.family
     seconds, started = {}, time.monotonic()
     with progress.step(f"Synthesis (yosys synth_{family})"):
-        _run([_tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
+        _run([tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
         synth = synth_cells(out / f"{name}.stat.json", family)
         check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
                                 "luts": synth["lut_equivalents"]}, "after synthesis")
     seconds["synthesis"] = time.monotonic() - started
-    pnr = [_tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
+    pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
            "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim", "-q"]
     if family == "ecp5":
         pnr += [*platform._nextpnr_device_options[platform.device].split(),
                 "--package", platform._nextpnr_package_options[platform.package].upper(),
                 "--speed", str(platform.speed), "--lpf", f"{name}.lpf",
                 "--textcfg", f"{name}.config"]
-        pack = [_tool("ecppack"), "--compress", "--input", f"{name}.config", "--bit",
+        pack = [tool("ecppack"), "--compress", "--input", f"{name}.config", "--bit",
                 f"{name}.bit"]
         bitstream = f"{name}.bit"
     else:
         pnr += [f"--{platform.device.lower().replace('ice40', '')}", "--package",
                 platform.package.lower(), "--pcf", f"{name}.pcf", "--asc", f"{name}.asc"]
-        pack = [_tool("icepack"), f"{name}.asc", f"{name}.bin"]
+        pack = [tool("icepack"), f"{name}.asc", f"{name}.bin"]
         bitstream = f"{name}.bin"
     with progress.step(f"Place and route (nextpnr-{family}; minutes for a large design)"):
         _run(pnr, out, "nextpnr.log")

