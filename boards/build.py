@@ -118,7 +118,8 @@ def tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], cwd: Path, log: str):
+def run_tool(cmd: list[str], cwd: Path, log: str):
+    """Run a tool in ``cwd`` with its output in ``cwd/log``; a failure names the log."""
     with open(cwd / log, "w") as out:
         done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode:
@@ -192,7 +193,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     family = device.family
     seconds, started = {}, time.monotonic()
     with progress.step(f"Synthesis (yosys synth_{family})"):
-        _run([tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
+        run_tool([tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
         synth = synth_cells(out / f"{name}.stat.json", family)
         check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
                                 "luts": synth["lut_equivalents"]}, "after synthesis")
@@ -213,10 +214,10 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         pack = [tool("icepack"), f"{name}.asc", f"{name}.bin"]
         bitstream = f"{name}.bin"
     with progress.step(f"Place and route (nextpnr-{family}; minutes for a large design)"):
-        _run(pnr, out, "nextpnr.log")
+        run_tool(pnr, out, "nextpnr.log")
     seconds["place_and_route"] = time.monotonic() - started - seconds["synthesis"]
     with progress.step("Packing the bitstream"):
-        _run(pack, out, "pack.log")
+        run_tool(pack, out, "pack.log")
     seconds["total"] = time.monotonic() - started
     figures = pnr_figures(out / "report.json", family)
     report = {

@@ -14,7 +14,6 @@ circa does not run Vivado: the files are generated for users who have it.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from amaranth.build import Attrs
 from amaranth_boards.kcu105 import KCU105Platform
 from amaranth_boards.resources import UARTResource
 
-from circa.boards.build import tool
+from circa.boards.build import run_tool, tool
 from circa.config import AccelConfig
 
 # Kintex UltraScale XCKU060 budget, from the Xilinx Kintex UltraScale FPGAs data sheet
@@ -108,7 +107,7 @@ def parse_stat(text: str) -> dict[str, int]:
     return {name.lstrip("\\"): int(n) for name, n in by_type.items()}
 
 
-def ultrascale_utilisation(cfg: AccelConfig, workdir, *, timeout: float | None = None) -> dict:
+def ultrascale_utilisation(cfg: AccelConfig, workdir) -> dict:
     """Synthesise the accelerator for ``cfg`` with yosys ``synth_xilinx -family xcu`` in
     ``workdir`` (created; keeps ``top.il``, ``synth.ys``, ``synth.log``, ``stat.json``) and
     return its utilisation (see :func:`count_cells`) with ``family``, ``tool``,
@@ -119,12 +118,7 @@ def ultrascale_utilisation(cfg: AccelConfig, workdir, *, timeout: float | None =
 
     if not isinstance(cfg, AccelConfig):
         raise ValueError(f"cfg must be an AccelConfig, not {type(cfg).__name__}")
-    if workdir is None:
-        raise ValueError("workdir must be a directory path, not None")
-    workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise ValueError(f"workdir {workdir} exists and is not a directory")
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = _directory(workdir, "workdir")
     for stale in ("stat.json", "synth.log"):
         (workdir / stale).unlink(missing_ok=True)
     (workdir / "top.il").write_text(rtlil.convert(Accelerator(cfg), name="top"))
@@ -132,17 +126,22 @@ def ultrascale_utilisation(cfg: AccelConfig, workdir, *, timeout: float | None =
     # YoWASP yosys runs in a WASI sandbox that sees only the working directory: relative
     # names, cwd = workdir.
     start = time.monotonic()
-    result = subprocess.run([tool("yosys"), "-q", "-l", "synth.log", "-s", "synth.ys"],
-                            cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    run_tool([tool("yosys"), "-q", "-s", "synth.ys"], workdir, "synth.log")
     seconds = time.monotonic() - start
-    if result.returncode != 0:
-        log = (workdir / "synth.log")
-        tail = log.read_text()[-2000:] if log.exists() else result.stderr[-2000:]
-        raise RuntimeError(f"yosys synth_xilinx failed (exit {result.returncode}) in "
-                           f"{workdir}:\n{tail}")
     cells = parse_stat((workdir / "stat.json").read_text())
     return {**count_cells(cells), "family": "xcu", "tool": TOOL,
             "seconds": round(seconds, 1), "cells": cells}
+
+
+def _directory(path, name: str) -> Path:
+    """``path`` as a directory, created if missing."""
+    if path is None:
+        raise ValueError(f"{name} must be a directory path, not None")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {path} exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def fraction_of(figures: dict, device: dict = XCKU060) -> dict:
@@ -205,16 +204,11 @@ def vivado_project(cfg: AccelConfig, images: dict | None, out_dir, *,
                          f"not {type(images).__name__}")
     if not isinstance(baud, int) or baud <= 0:
         raise ValueError(f"baud must be a positive integer, not {baud!r}")
-    if out_dir is None:
-        raise ValueError("out_dir must be a directory path, not None")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir {out_dir} exists and is not a directory")
+    out_dir = _directory(out_dir, "out_dir")
     platform = kcu105_platform()
     top = BoardTop(cfg, images, platform=platform,
                    freq_hz=platform.default_clk_frequency, baud=baud)
     plan = platform.prepare(top, name="top")
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out_dir))
     (out_dir / "README.txt").write_text(README.format(part=platform._part, baud=baud,
                                                       cfg=cfg))
