@@ -68,10 +68,6 @@ class Response:
     data: int | None
 
 
-def response_length(data_width: int, with_data: bool) -> int:
-    return 6 + (data_bytes(data_width) if with_data else 0)
-
-
 def parse_response(frame: bytes, data_width: int) -> Response:
     """Check one complete response frame (sync, length, CRC) and decode it."""
     if len(frame) < 6 or frame[0] != RESPONSE_SYNC:

@@ -144,15 +144,6 @@ def _directory(path, name: str) -> Path:
     return path
 
 
-def fraction_of(figures: dict, device: dict = XCKU060) -> dict:
-    """``figures`` (from :func:`ultrascale_utilisation`) as fractions of ``device``'s
-    LUTs (all LUT sites), FFs, DSPs and 36 Kb BRAMs."""
-    return {"luts": figures["luts_total"] / device["luts"],
-            "ffs": figures["ffs"] / device["ffs"],
-            "dsps": figures["dsps"] / device["dsps"],
-            "brams": figures["brams"] / device["brams"]}
-
-
 # -- Vivado project for the KCU105 ----------------------------------------------------------
 
 class KCU105UARTPlatform(KCU105Platform):

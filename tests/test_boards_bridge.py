@@ -56,7 +56,10 @@ def bridge_bench(script):
                         break
                     await ctx.tick()
                 size = 6 + int.from_bytes(received[1:3], "little")
-                out.append(proto.parse_response(bytes(received[:size]), WIDTH))
+                answer = proto.parse_response(bytes(received[:size]), WIDTH)
+                # the RTL's frame is the model's, byte for byte
+                assert proto.response(answer.status, answer.data, WIDTH) == received[:size]
+                out.append(answer)
                 del received[:size]
             return out
 
