@@ -43,7 +43,9 @@ class FitError(ValueError):
 
 
 def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
-    """Every memory of the elaborated accelerator: (path, width, depth, read ports)."""
+    """Every memory of the elaborated accelerator that block RAM can hold:
+    (path, width, depth, read ports); memories marked ``ram_style = distributed`` or at
+    most 32 deep (yosys keeps those in LUT RAM, measured) are left out."""
     from amaranth.hdl import Fragment, Shape
     from amaranth.hdl._mem import MemoryInstance
 
@@ -53,8 +55,10 @@ def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
     def walk(fragment, path):
         for sub, name, _ in fragment.subfragments:
             if isinstance(sub, MemoryInstance):
-                found.append((f"{path}.{name}", Shape.cast(sub._data.shape).width,
-                              sub._data.depth, len(sub._read_ports)))
+                if (sub._data.depth > _LUTRAM_DEPTH
+                        and sub._attrs.get("ram_style") != "distributed"):
+                    found.append((f"{path}.{name}", Shape.cast(sub._data.shape).width,
+                                  sub._data.depth, len(sub._read_ports)))
             else:
                 walk(sub, f"{path}.{name}")
     walk(Fragment.get(Accelerator(cfg), None), "accel")
@@ -62,9 +66,7 @@ def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
 
 
 def bram_blocks(width: int, depth: int, family: str) -> int:
-    """Block RAMs for one ``width`` x ``depth`` memory with one read port (0: LUT RAM)."""
-    if depth <= _LUTRAM_DEPTH:
-        return 0
+    """Block RAMs for one ``width`` x ``depth`` memory with one read port."""
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM_SHAPES[family])
 
 

@@ -37,14 +37,16 @@ def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int 
 
 def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
     """``cfg`` with every memory cut to what ``program`` uses (powers of two, at least 16
-    deep), so its bitstream fits the smallest board it can."""
+    deep; weights beyond 1024 deep in whole 1024-word rows of block RAM), so its bitstream
+    fits the smallest board it can."""
     from circa.compiler.isa import Op
     pow2 = lambda n: max(16, 1 << (max(n, 1) - 1).bit_length())
+    rows = lambda n: pow2(n) if n <= 1024 else -(-n // 1024) * 1024
     mvms = [i for i in program.instructions if i.op in (Op.MVC, Op.MVS)]
     e = cfg.engine
     depth = max((i.w + -(-i.n // e.lanes) * (i.m + i.m2) for i in mvms if i.op == Op.MVC),
                 default=1)
-    engine = dataclasses.replace(e, weight_depth=pow2(depth),
+    engine = dataclasses.replace(e, weight_depth=rows(depth),
                                  max_q=pow2(max((i.m + i.m2 for i in mvms), default=1)))
     return dataclasses.replace(cfg, engine=engine, act_depth=pow2(len(program.scratchpad)),
                                imem_depth=pow2(len(program.instructions)),

@@ -48,6 +48,7 @@ from circa.hw.fft import narrow_var
 __all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
 
 SLOPE_WIDTH = nx.MAX_OPERAND_WIDTH   # one multiplier operand
+LUTRAM = {"ram_style": "distributed"}  # yosys memory_libmap: map to LUT RAM
 ICEPT_WIDTH = 48                     # in the product's format (see compiler/pwl.py)
 SHIFT_WIDTH = 6                      # run-time shifts 0..63 (the ISA's s1 field)
 
@@ -146,7 +147,7 @@ class VectorUnit(wiring.Component):
 
     Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
     (``cfg.tables * cfg.pwl_segments`` words of 66 bits: two ECP5 DP16KD per lane, as a
-    block RAM port is at most 36 bits wide) and ``cfg.tables`` sets of scalar registers.
+    block RAM port is at most 36 bits wide, or LUT RAM up to 64 words) and ``cfg.tables`` sets of scalar registers.
     The model of the contract's ``vshl`` overflows int64 for ``shift > 63 - w``; this
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
@@ -236,7 +237,10 @@ class VectorUnit(wiring.Component):
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries = []
         for lane in range(k):
-            mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init)
+            # A few dozen 66-bit words would take two block RAMs per lane (ports are at
+            # most 36 bits wide): keep small tables in LUT RAM.
+            mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init,
+                                attrs=LUTRAM if cfg.tables * segments <= 64 else None)
             m.submodules[f"pwl{lane}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.en.eq(self.t_en), wr.addr.eq(self.t_addr), wr.data.eq(self.t_data),
