@@ -25,28 +25,45 @@ def multipliers(cfg) -> dict:
             "sparse": r * c, "total": e.mac_multipliers + fft + ifft + cfg.k + r * c}
 
 
-def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0) -> dict:
+def design(k: int = 16, lanes: int = 2, weight_bits: int = 16, pwl_segments: int = 32,
+           steps: int = 4, seed: int = 0):
+    """The ESE LSTM compiled for ``k`` and ``lanes``: ``(qnet, program, cfg, x)`` with the
+    configuration's memories fitted to the Program (what a bitstream for it holds)."""
     import torch
     from torch import nn
 
-    from circa.compiler import compress, executor
-    from circa.compiler.compile import quantize_and_schedule
+    from circa.compiler import compress
+    from circa.compiler.compile import fitted_config, quantize_and_schedule
     from circa.config import AccelConfig, EngineConfig
-    from circa.sim import accel_rtl
 
     torch.manual_seed(seed)
     model = nn.LSTM(153, 1024, proj_size=512, batch_first=True)
     x = np.random.default_rng(seed).normal(size=(4, steps, 153)) * 0.5
     q_gates = -(-153 // k) + 512 // k
     depth = -(-4096 // k // lanes) * q_gates + -(-512 // k // lanes) * (1024 // k)
-    cfg = AccelConfig(EngineConfig(k=k, lanes=lanes, max_q=max(q_gates, 1024 // k),
-                                   weight_depth=depth),
-                      sparse_block=(4, 4), act_depth=4096, imem_depth=64, sparse_depth=16)
+    cfg = AccelConfig(EngineConfig(k=k, lanes=lanes, weight_width=weight_bits,
+                                   max_q=max(q_gates, 1024 // k), weight_depth=depth),
+                      sparse_block=(4, 4), act_depth=4096, imem_depth=64, sparse_depth=16,
+                      pwl_segments=pwl_segments)
     with progress.step(f"Compiling the ESE LSTM at k = {k} (projection, quantization)"):
         schemes = compress.plan(model, f"circulant:{k}", k)
         compressed = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
                                        train=False)
         qnet, program = quantize_and_schedule(compressed, schemes, cfg, x)
+        cfg = fitted_config(cfg, program)
+        qnet, program = quantize_and_schedule(compressed, schemes, cfg, x)
+    return qnet, program, cfg, x
+
+
+def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0, weight_bits: int = 16,
+        pwl_segments: int = 32, out=None) -> dict:
+    """Run the design in Verilator; ``out``: also save its Program there (for a build)."""
+    from circa.compiler import executor
+    from circa.sim import accel_rtl
+
+    qnet, program, cfg, x = design(k, lanes, weight_bits, pwl_segments, steps, seed)
+    if out is not None:
+        program.save(out)
     with progress.step(f"Building the accelerator ({lanes} lanes) and running {steps} steps"):
         rtl = accel_rtl.run(program, x[:1])
     expected = executor.run(program, x[:1]).numpy()
@@ -54,10 +71,11 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0) -> dict:
     mvm_bound = steps * sum(-(-m.p // lanes) * m.q for m in (qnet.layers[0].gates,
                                                                qnet.layers[0].projection))
     e = cfg.engine
-    weight_bits = lanes * depth * k * e.weight_width
+    weight_bits = lanes * e.weight_depth * k * e.weight_width
     mults = multipliers(cfg)
     return {
-        "k": k, "lanes": lanes, "steps": steps,
+        "k": k, "lanes": lanes, "steps": steps, "weight_width": e.weight_width,
+        "pwl_segments": cfg.pwl_segments,
         "bit_exact": bool(np.array_equal(rtl.outputs, expected)) and rtl.status[0][0] == 0,
         "cycles_per_step": counters["cycles"] / steps,
         "mvm_bound_per_step": mvm_bound / steps,

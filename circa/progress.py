@@ -20,3 +20,7 @@ def step(what: str):
             console.print(f"[red]x[/red] {what}: failed after {time.monotonic() - started:.1f} s")
             raise
     console.print(f"[green]ok[/green] {what} ({time.monotonic() - started:.1f} s)")
+
+
+def info(message: str):
+    console.print(f"[blue]-[/blue] {message}")

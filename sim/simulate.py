@@ -57,7 +57,8 @@ def simulate(directory, inputs, outputs=None, *, backend: str = "verilator",
     errors = [(i, s) for i, s in enumerate(status) if s[0]]
     report = {
         "bit_exact": not mismatched and not errors and n == len(x),
-        "samples": int(len(x)), "mismatches": int(sum(
+        "samples": int(len(x)), "words_compared": int(sum(e.size for e in expected[:n])),
+        "mismatches": int(sum(
             int((got[i] != expected[i]).sum()) for i in mismatched)),
         "samples_mismatched": len(mismatched),
         "cycles_per_inference": float(np.mean([c["cycles"] for c in counters])) if counters else None,
