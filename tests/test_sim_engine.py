@@ -4,13 +4,11 @@ Pyramid level 3. Each configuration is one Verilator build (cached per design), 
 two layers whose sizes are not multiples of k, 100 random vectors each, with random gaps
 on input valid and output ready; and the trained digits model's layers.
 """
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from circa.cli import main
 from circa.compiler import frontend
 from circa.compiler import quantize as Q
 from circa.compiler.circulant import expand
@@ -51,16 +49,3 @@ def test_random_layers_bit_exact(k, lanes):
     # the outputs are not trivially saturated or zero
     y = net.run.outputs[0]
     assert np.abs(y).max() > 2**13 and (np.abs(y) < 2**15 - 1).mean() > 0.99
-
-
-def test_demo_digits_model_bit_exact(capsys):
-    """The README's main job, through the command line: the trained digits model."""
-    assert main(["demo", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)       # exactly one JSON document
-    assert report["bit_exact"] and not report["mismatches"]
-    assert report["images"] == 450
-    assert report["words_compared"] == 450 * (8 + 1) * 16    # every word of both layers
-    accuracy = report["accuracy"]
-    assert accuracy["rtl"] == accuracy["quantized"] > 0.9
-    assert accuracy["float"] - accuracy["quantized"] < 0.05
-    assert report["cycles_per_inference"] > 0 and 0 < report["mac_utilisation"] <= 1
