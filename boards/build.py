@@ -36,6 +36,9 @@ from circa.config import AccelConfig
 _BRAM_SHAPES = {"ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],
                 "ice40": [(2048, 2), (1024, 4), (512, 8), (256, 16)]}
 _LUTRAM_DEPTH = 32          # yosys keeps memories this shallow in LUT RAM (measured)
+#: Run before synthesis: without splitnets, abc9 can trip an assertion on duplicate wire
+#: names when mapping some designs (YosysHQ/yosys#4349; it did here on a vector unit).
+AFTER_READ = "proc\nsplitnets"
 
 
 class FitError(ValueError):
@@ -189,7 +192,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     with progress.step(f"Generating the design for {tgt.name} at {top.freq_hz / 1e6:g} MHz"):
         if out.exists():
             shutil.rmtree(out)
-        overrides = {"script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
+        overrides = {"script_after_read": AFTER_READ,
+                     "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
         plan = platform.prepare(top, name, **overrides)
         plan.extract(out)
     family = device.family

@@ -32,7 +32,7 @@ XCKU060 = {"name": "XCKU060", "family": "xcu", "luts": 331_680, "ffs": 663_360,
            "dsps": 2_760, "brams": 1_080}
 
 TOOL = "yosys synth_xilinx -family xcu"
-SCRIPT = ("read_rtlil top.il\n"
+SCRIPT = ("read_rtlil top.il\nproc\nsplitnets\n"                # see build.AFTER_READ
           "synth_xilinx -family xcu -top top -flatten -noiopad\n"
           "tee -q -o stat.json stat -json\n")
 
