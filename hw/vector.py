@@ -224,6 +224,20 @@ class VectorUnit(wiring.Component):
         # -- stage 0: the beat and its control, registered (they come from the controller) --
         s0_valid, s0_op, s0_shift, s0_table = stage("s0", [
             self.i.valid, self.op, self.shift, self.table])
+        # The clamp bounds are chosen here, ahead of their compares (only VPWL clamps; the
+        # other ops clamp to the full word range), with lo > hi flagged: then both compares
+        # of the clamp run side by side in stage x.
+        pwl_in = self.op == VectorOp.VPWL
+        table_lo = Signal(signed(w))
+        table_hi = Signal(signed(w))
+        with m.Switch(self.table):
+            for n, s in enumerate(scalars[:-1]):
+                with m.Case(n):
+                    m.d.comb += [table_lo.eq(s.lo), table_hi.eq(s.hi)]
+            with m.Default():
+                m.d.comb += [table_lo.eq(scalars[-1].lo), table_hi.eq(scalars[-1].hi)]
+        lo_in, hi_in = Mux(pwl_in, table_lo, wlo), Mux(pwl_in, table_hi, whi)
+        lo, hi, empty = stage("s0_clip", [lo_in, hi_in, lo_in > hi_in])
         s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
         sel = Signal(scalar_layout(w))           # the beat's table scalars
@@ -247,14 +261,9 @@ class VectorUnit(wiring.Component):
                          rd.en.eq(advance)]       # the read register is stage 1: it stalls too
             entries.append(rd)
 
-        # -- stage x: clamp (only VPWL clamps; the other ops clamp to the full word range) ---
-        pwl0 = s0_op == VectorOp.VPWL
-        lo = Mux(pwl0, sel.lo, wlo)
-        hi = Mux(pwl0, sel.hi, whi)
-        clamped = []
-        for a in s0_a:
-            up = Mux(a < lo, lo, a)                 # clip(a, lo, hi) = min(max(a, lo), hi)
-            clamped.append(Mux(up > hi, hi, up))
+        # -- stage x: clamp. clip(a, lo, hi) = min(max(a, lo), hi), which is hi whenever
+        # a > hi or lo > hi, else max(a, lo)
+        clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a)) for a in s0_a]
         sx_valid, sx_op, sx_shift, sx_table, sx_pshift, sx_seg_shift = stage("sx", [
             s0_valid, s0_op, s0_shift, s0_table, sel.shift, sel.seg_shift])
         xs = stage("sx_x", clamped)
