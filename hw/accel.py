@@ -180,9 +180,12 @@ class Accelerator(wiring.Component):
         resolve = [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
                    src_b.eq(address(ins.b_reg, ins.b))]      # registered in state ADDRESS
         op = ins.op
-        is_mvc, is_mvs = op == Op.MVC, op == Op.MVS
-        is_vector = Signal()
-        m.d.comb += is_vector.eq(sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0)
+        # The instruction's kind, registered: it fans out into every engine's handshake, so
+        # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
+        # DECODE; these follow a cycle later, in time for CHECK and EXECUTE.
+        is_mvc, is_mvs, is_vector = Signal(), Signal(), Signal()
+        m.d.sync += [is_mvc.eq(op == Op.MVC), is_mvs.eq(op == Op.MVS),
+                     is_vector.eq(sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0)]
         inputs = Signal(13)                # beats the reader sends
         outputs = Signal(12)               # beats the writer stores
         m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
