@@ -11,8 +11,6 @@ import numpy as np
 
 from circa import progress
 
-ECP5_85F = {"multipliers": 156, "bram_bits": 208 * 18 * 1024}
-
 
 def multipliers(cfg) -> dict:
     """Real multipliers of an AccelConfig by block (our count of the generated RTL)."""
@@ -23,6 +21,16 @@ def multipliers(cfg) -> dict:
     r, c = cfg.sparse_block
     return {"mac": e.mac_multipliers, "fft": fft, "ifft": ifft, "vector": cfg.k,
             "sparse": r * c, "total": e.mac_multipliers + fft + ifft + cfg.k + r * c}
+
+
+def fit_85f(cfg) -> dict:
+    """``circa build``'s pre-flight check of ``cfg`` against the ECP5-85F."""
+    from circa.boards import build
+    from circa.boards.targets import LFE5U_85F
+    est = build.estimate(cfg, LFE5U_85F)
+    return {"brams": est["brams"], "multipliers": est["multipliers"],
+            "fits": est["brams"] <= LFE5U_85F.brams
+            and est["multipliers"] <= LFE5U_85F.multipliers}
 
 
 def design(k: int = 16, lanes: int = 2, weight_bits: int = 16, pwl_segments: int = 32,
@@ -86,8 +94,7 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0, weight_bits:
         "mac_utilisation_overall": round(mvm_bound / counters["cycles"], 3),
         "multipliers": mults,
         "weight_bits": weight_bits,
-        "fits_ecp5_85f": mults["total"] <= ECP5_85F["multipliers"]
-        and weight_bits <= ECP5_85F["bram_bits"],
+        "ecp5_85f": fit_85f(cfg),
         "verilator_build_seconds": round(rtl.build.build_seconds, 1),
         "verilator_wall_seconds": round(rtl.sim.run_seconds, 1),
     }
@@ -106,6 +113,8 @@ def render(report: dict) -> str:
         f"{r['mac_utilisation_overall']:.1%} overall",
         f"  multipliers: {m['total']} (MAC {m['mac']}, FFT {m['fft']}, IFFT {m['ifft']}, "
         f"vector {m['vector']}, sparse {m['sparse']}); weight memory "
-        f"{r['weight_bits'] / 1e6:.2f} Mbit; fits ECP5-85F: {'yes' if r['fits_ecp5_85f'] else 'no'}",
+        f"{r['weight_bits'] / 1e6:.2f} Mbit",
+        f"  ECP5-85F: {r['ecp5_85f']['brams']} of 208 block RAMs, fits: "
+        f"{'yes' if r['ecp5_85f']['fits'] else 'no'}",
         f"  Verilator: build {r['verilator_build_seconds']} s, run {r['verilator_wall_seconds']} s",
     ])
