@@ -170,6 +170,18 @@ def pnr_figures(report_json: Path, family: str) -> dict:
     return figures
 
 
+def rtl_version() -> str:
+    """The generators' version a build came from: ``git describe`` of the checkout (with
+    ``-dirty`` for uncommitted changes), or the package version outside one."""
+    from importlib.metadata import version
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], text=True,
+                              cwd=Path(__file__).parent, capture_output=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return version("circa")
+
+
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
           baud: int | None = None, out=None, seed: int = 1) -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report."""
@@ -238,7 +250,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
                           "dsps": device.multipliers, "brams": device.brams},
         "estimate": {k: v for k, v in est.items() if k != "brams_by_memory"},
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
-        "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud, "config": repr(cfg), "program": str(Path(directory).absolute()),
+        "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
+        "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl_version(),
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
@@ -262,7 +275,8 @@ def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:
               "vivado_project": str((out / "vivado").absolute()), "vivado_run": False,
               "device_budget": {k: budget[k] for k in ("luts", "ffs", "dsps", "brams")},
               "budget_device": budget["name"], "synthesis": figures,
-              "config": repr(program.config), "program": str(Path(directory).absolute())}
+              "config": repr(program.config), "program": str(Path(directory).absolute()),
+              "rtl": rtl_version()}
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -14,6 +14,11 @@ circa's rows are measurements, each from a *measurement directory*:
 - ``xilinx/build_report.json`` (``circa build --board kcu105``): yosys resource counts
   for the baselines' UltraScale family (no place-and-route, so no clock).
 
+``circa compare`` with no directory measures ``DESIGNS`` into ``$CIRCA_CACHE/compare``
+and reuses every result whose AccelConfig matches; each row names the RTL version
+(``git describe``) it was measured with. Delete the folder to measure again after
+changing the generators.
+
 A design runs at ``clock_mhz = min(Fmax, target)``: the clock of the bitstream that was
 built (its target when timing is met). Latency = cycles / clock; dense-equivalent GOPS
 = 2 x dense MACs / latency. Baselines come from ``baselines.toml``; ESE's frames/s is
@@ -79,7 +84,8 @@ def measure(name: str, directory: Path, *, build: bool = True, board: str = "ulx
             "name": name, "workload": WORKLOAD, "dense_macs_per_frame": ESE_DENSE_MACS,
             "cycles_per_frame": r["cycles_per_step"], "bit_exact": r["bit_exact"],
             "weight_bits": r["weight_bits"], "k": k, "lanes": lanes,
-            "weight_width": weight_bits, "command": "circa compare"})
+            "weight_width": weight_bits, "rtl": builder.rtl_version(),
+            "command": "circa compare"})
     if not build:
         return directory
     program = directory / "program"
@@ -135,7 +141,8 @@ def circa_rows(directory: Path) -> list[dict]:
     base = {"name": m["name"], "source": "", "workload": m["workload"],
             "cycles_per_frame": m["cycles_per_frame"], "k": m.get("k"),
             "lanes": m.get("lanes"), "weight_bits": m.get("weight_bits"),
-            "accuracy": m.get("accuracy"), "bit_exact": m.get("bit_exact")}
+            "accuracy": m.get("accuracy"), "bit_exact": m.get("bit_exact"),
+            "rtl": m.get("rtl")}
     rows = []
     report, fit = (_read(directory / "build" / f) for f in ("build_report.json", "fit.json"))
     if report:
@@ -144,7 +151,7 @@ def circa_rows(directory: Path) -> list[dict]:
                "board": report["board"], "fmax_mhz": report["fmax_mhz"],
                "target_mhz": report["target_mhz"], "timing_met": report["timing_met"],
                "clock_mhz": clock, "dsps": report["dsps"], "luts": report["luts"],
-               "brams": report["brams"]}
+               "brams": report["brams"], "rtl_build": report.get("rtl")}
         _performance(row, m["cycles_per_frame"], m["dense_macs_per_frame"], clock)
         rows.append(row)
     elif fit:
@@ -254,6 +261,9 @@ def render(report: dict) -> str:
                    f"accuracy {r['accuracy']:.2%}" if r.get("accuracy") else None,
                    f"workload: {r['workload']}" if r.get("workload") not in (None, WORKLOAD)
                    else None,
+                   f"RTL {r['rtl']}" if r.get("rtl") else None,
+                   f"bitstream from RTL {r['rtl_build']}" if r.get("rtl_build")
+                   and r["rtl_build"] != r.get("rtl") else None,
                    r.get("note"), r["source"] or None]
         notes.append(f"  {r['name']}: " + "; ".join(d for d in details if d))
     g = report["goal"]

@@ -45,6 +45,7 @@ def run(k: int = 4, lanes: int = 1, seed: int = 0, quick: bool = False,
         out="out/demo") -> dict:
     """Run the demo and return its report (JSON-serialisable)."""
     from circa import compare
+    from circa.boards.build import rtl_version
     from circa.compiler import digits, executor, frontend
     from circa.compiler.compile import accel_config, compile_model
     from circa.compiler.program import Program
@@ -92,7 +93,7 @@ def run(k: int = 4, lanes: int = 1, seed: int = 0, quick: bool = False,
                "weight_bits": cfg.engine.lanes * cfg.engine.weight_depth * cfg.k
                * cfg.engine.weight_width,
                "k": k, "lanes": lanes, "weight_width": cfg.engine.weight_width,
-               "accuracy": accuracy["rtl"], "command": "circa demo"}
+               "accuracy": accuracy["rtl"], "rtl": rtl_version(), "command": "circa demo"}
     (out / "measure.json").write_text(json.dumps(measure, indent=2) + "\n")
 
     ese_dirs = []
