@@ -22,12 +22,13 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), six
-stages so that no path holds more than one adder or shifter (docs/boards.md)::
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), seven
+stages so that no path holds more than one adder, shifter or multiplier (docs/boards.md)::
 
-    i ──► S0: a, b, op, shift, table registered (they come from the controller)
+    i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
           Sx: x = clip(a, lo, hi) with the table's scalars; segment index -> table address
           S1: table entry (memory read), x, b, op, shifts
+          S1o: the multiplier's operands x, m and the addend c, selected by op
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
           S4: narrow(sum, s)  ──► o
@@ -142,17 +143,18 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``latency`` (3) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``latency`` (7) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
     (``cfg.tables * cfg.pwl_segments`` words of 66 bits: two ECP5 DP16KD per lane, as a
-    block RAM port is at most 36 bits wide, or LUT RAM up to 64 words) and ``cfg.tables`` sets of scalar registers.
+    block RAM port is at most 36 bits wide, or LUT RAM up to 64 words) and ``cfg.tables``
+    sets of scalar registers.
     The model of the contract's ``vshl`` overflows int64 for ``shift > 63 - w``; this
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -308,13 +310,21 @@ class VectorUnit(wiring.Component):
                     m.d.comb += mv.eq(x >= 0)
                 with m.Case(VectorOp.VPWL):
                     m.d.comb += [mv.eq(entry.slope), cv.eq(entry.icept)]
-            mul.append(x * mv)       # the lane's only multiplier: 18 x w, registered below
+            mul.append((x, mv))
             add.append(cv)
 
-        # -- stage 2: product and addend; stage 3: their sum; stage 4: round, saturate ---------
-        s2_valid, s2_s = stage("s2", [s1_valid, s])
-        s2_mul = stage("s2_mul", mul)
-        s2_add = stage("s2_add", add)
+        # -- stage 1o: the operands, registered: the table's block RAM has no output
+        # register (5.6 ns clock-to-out on ECP5), so it gets a cycle to itself ------------
+        s1o_valid, s1o_s = stage("s1o", [s1_valid, s])
+        s1o_x = stage("s1o_x", [x for x, _ in mul])
+        s1o_m = stage("s1o_m", [mv for _, mv in mul])
+        s1o_add = stage("s1o_add", add)
+
+        # -- stage 2: product (the lane's only multiplier, 18 x w) and addend; stage 3: their
+        # sum; stage 4: round, saturate ------------------------------------------------------
+        s2_valid, s2_s = stage("s2", [s1o_valid, s1o_s])
+        s2_mul = stage("s2_mul", [x * mv for x, mv in zip(s1o_x, s1o_m)])
+        s2_add = stage("s2_add", s1o_add)
         s3_valid, s3_s = stage("s3", [s2_valid, s2_s])
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
         s4_valid, = stage("s4", [s3_valid])
