@@ -33,7 +33,17 @@ def narrow_var(v, s, width: int):
     ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``, so one
     barrel shifter serves, with no special case for ``s == 0``.
     """
-    shifted = (((v << 1) >> s) + 1) >> 1
+    return round_saturate(shift_half(v, s), width)
+
+
+def shift_half(v, s):
+    """First half of :func:`narrow_var`: the barrel shift, ``(v << 1) >> s``."""
+    return (v << 1) >> s
+
+
+def round_saturate(half, width: int):
+    """Second half of :func:`narrow_var`: round half up and saturate ``shift_half``'s value."""
+    shifted = (half + 1) >> 1
     lo, hi = nx.signed_range(width)
     return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
 

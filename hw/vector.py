@@ -22,7 +22,7 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), seven
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), eight
 stages so that no path holds more than one adder, shifter or multiplier (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
@@ -31,7 +31,8 @@ stages so that no path holds more than one adder, shifter or multiplier (docs/bo
           S1o: the multiplier's operands x, m and the addend c, selected by op
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
-          S4: narrow(sum, s)  ──► o
+          S4: (sum << 1) >> s, the barrel shift of narrow(sum, s)
+          S5: round half up, saturate  ──► o
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import AccelConfig
-from circa.hw.fft import narrow_var
+from circa.hw.fft import round_saturate, shift_half
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
 
@@ -143,7 +144,7 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``latency`` (7) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``latency`` (8) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
@@ -154,7 +155,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 7
+    LATENCY = 8
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -321,17 +322,19 @@ class VectorUnit(wiring.Component):
         s1o_add = stage("s1o_add", add)
 
         # -- stage 2: product (the lane's only multiplier, 18 x w) and addend; stage 3: their
-        # sum; stage 4: round, saturate ------------------------------------------------------
+        # sum; stage 4: the narrowing's shift; stage 5: its rounding and saturation ---------
         s2_valid, s2_s = stage("s2", [s1o_valid, s1o_s])
         s2_mul = stage("s2_mul", [x * mv for x, mv in zip(s1o_x, s1o_m)])
         s2_add = stage("s2_add", s1o_add)
         s3_valid, s3_s = stage("s3", [s2_valid, s2_s])
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
         s4_valid, = stage("s4", [s3_valid])
-        s4_y = stage("s4_y", [narrow_var(v, s3_s, w) for v in s3_sum])
-        m.d.comb += self.o.valid.eq(s4_valid)
+        s4_half = stage("s4_half", [shift_half(v, s3_s) for v in s3_sum])
+        s5_valid, = stage("s5", [s4_valid])
+        s5_y = stage("s5_y", [round_saturate(v, w) for v in s4_half])
+        m.d.comb += self.o.valid.eq(s5_valid)
         for lane in range(k):
-            m.d.comb += self.o.p[lane].eq(s4_y[lane])
+            m.d.comb += self.o.p[lane].eq(s5_y[lane])
         return m
 
 

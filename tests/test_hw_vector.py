@@ -175,7 +175,7 @@ def test_table_write_port():
 def test_latency_and_throughput():
     dut = VectorUnit(CFG8)
     k, n = CFG8.k, 12
-    assert dut.latency == 7 and dut.multipliers == k
+    assert dut.latency == 8 and dut.multipliers == k
     cycles = {}
 
     async def bench(ctx):
