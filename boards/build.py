@@ -108,7 +108,8 @@ def check_fit(cfg: AccelConfig, device: Device, used: dict, stage: str):
 def cfg_summary(cfg: AccelConfig) -> str:
     e = cfg.engine
     return (f"the accelerator (k = {cfg.k}, {e.lanes} lanes, {e.data_width}-bit data, "
-            f"weight depth {e.weight_depth}, scratchpad {cfg.act_depth})")
+            f"{e.weight_width}-bit weights, weight depth {e.weight_depth}, "
+            f"scratchpad {cfg.act_depth})")
 
 
 # -- the tools ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -41,7 +42,7 @@ WORKLOAD = "ESE LSTM (153 -> 1024 cells -> 512), one frame"
 #: The designs ``circa compare`` measures when given no directory.
 DESIGNS = {
     "circa-ese-k16": dict(k=16, lanes=2, weight_bits=12, pwl_segments=16),
-    "circa-ese-k8": dict(k=8, lanes=4, weight_bits=12, pwl_segments=16),
+    "circa-ese-k8": dict(k=8, lanes=8, weight_bits=12, pwl_segments=16),
 }
 GOALS = {"latency_us": 20.0, "gops_per_dsp": 2.5, "k": 16, "board": "ulx3s-85f"}
 COLUMNS = ("name", "device", "source", "clock_mhz", "latency_us", "fps", "gops_dense_equiv",
@@ -155,16 +156,19 @@ def circa_rows(directory: Path) -> list[dict]:
         _performance(row, m["cycles_per_frame"], m["dense_macs_per_frame"], clock)
         rows.append(row)
     elif fit:
+        # the reason's first line names the design; the next ones what exceeds the device
+        excess = re.findall(r"^\s*(.*?\(the device has \d+\))", fit["reason"], re.M)
         rows.append({**base, "device": fit["board"], "board": fit["board"],
-                     "note": "does not fit: " + fit["reason"].splitlines()[0]})
+                     "note": f"does not fit the {fit['board']}: " + "; ".join(excess)})
+    else:
+        rows.append({**base, "device": "",
+                     "note": "cycles only: not placed and routed for a board"})
     xilinx = _read(directory / "xilinx" / "build_report.json")
     if xilinx:
         rows.append({**base, "name": m["name"] + " (synthesis)", "device": xilinx["device"],
                      "board": xilinx["board"], "dsps": xilinx["dsps"], "luts": xilinx["luts"],
                      "brams": xilinx["brams"],
                      "note": "yosys synth_xilinx resources only: no place-and-route, no clock"})
-    if not rows:
-        rows.append({**base, "device": "", "note": "cycles only: not built for a device"})
     return rows
 
 

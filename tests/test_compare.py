@@ -76,12 +76,13 @@ def test_other_workloads_and_refused_fits_are_labelled(tmp_path):
     refused = measurement(tmp_path / "big")
     (refused / "build" / "build_report.json").unlink()
     (refused / "build" / "fit.json").write_text(json.dumps({
-        "fits": False, "board": "ulx3s-85f", "reason": "needs 436 block RAMs\nmore"}))
+        "fits": False, "board": "ulx3s-85f", "reason": "the accelerator does not fit:\n"
+        "  436 block RAMs (the device has 208) (largest: w 77): use fewer bits"}))
     report = compare.run([demo, refused])
     assert report["goal"]["measured"] is None                 # neither counts for the goal
     text = compare.render(report)
     assert "workload: digits LSTM, one image" in text
-    assert "does not fit: needs 436 block RAMs" in text
+    assert "does not fit the ulx3s-85f: 436 block RAMs (the device has 208)" in text
 
 
 def test_compare_command_json_and_plot(tmp_path, capsys):
