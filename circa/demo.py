@@ -19,6 +19,7 @@ Steps (progress on stderr), everything written under ``out`` (default ``out/demo
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -45,11 +46,8 @@ def run(k: int = 4, lanes: int = 1, seed: int = 0, quick: bool = False,
         out="out/demo") -> dict:
     """Run the demo and return its report (JSON-serialisable)."""
     from circa import compare
-    from circa.boards.build import rtl_version
-    from circa.compiler import digits, executor, frontend
+    from circa.compiler import digits
     from circa.compiler.compile import accel_config, compile_model
-    from circa.compiler.program import Program
-    from circa.sim.simulate import simulate
 
     accel_config(k=k, lanes=lanes)            # reject bad parameters before any work
     out = Path(out)
@@ -64,14 +62,49 @@ def run(k: int = 4, lanes: int = 1, seed: int = 0, quick: bool = False,
     compiled = compile_model(out / "model.pt", out / "program", train=out / "train.npz",
                              scheme=f"circulant:{k}", k=k, lanes=lanes, seed=seed)
 
-    builder = None
-    if not quick:
-        progress.info(f"Building the {BOARD} bitstream in a second process "
-                      f"(log: {out / 'build.log'})")
-        with open(out / "build.log", "w") as log:
-            builder = subprocess.Popen(
-                [sys.executable, "-m", "circa.cli", "build", str(out / "program"), "--board",
-                 BOARD, "-o", str(out / "build")], stdout=subprocess.DEVNULL, stderr=log)
+    builder = None if quick else _start_build(out)
+    try:
+        sim, accuracy, ese_dirs = _measure(out, model, x_test, y_test, k, lanes, quick)
+    except BaseException:
+        if builder is not None:
+            builder.kill()
+        raise
+    build = None
+    if builder is not None:
+        with progress.step(f"Waiting for the {BOARD} bitstream"):
+            code = builder.wait()
+        report = out / "build" / "build_report.json"
+        if not report.exists():
+            raise RuntimeError(f"the {BOARD} build failed (exit {code}); see {out / 'build.log'}")
+        build = json.loads(report.read_text())
+    table = compare.run([out, *ese_dirs, *compare.cached(exclude=ese_dirs)],
+                        plot=out / "compare.png")
+    return {"k": k, "lanes": lanes, "quick": quick, "out": str(out.absolute()),
+            "compile": {key: compiled[key] for key in ("layers", "instructions", "accel_config")},
+            "sim": sim, "words_compared": sim["words_compared"], "accuracy": accuracy,
+            "build": build, "compare": table,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _start_build(out: Path) -> subprocess.Popen:
+    """``circa build`` of the demo's Program in a second process (the other core)."""
+    progress.info(f"Building the {BOARD} bitstream in a second process "
+                  f"(log: {out / 'build.log'})")
+    shutil.rmtree(out / "build", ignore_errors=True)       # no stale report
+    with open(out / "build.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "circa.cli", "build", str(out / "program"), "--board",
+             BOARD, "-o", str(out / "build")], stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _measure(out: Path, model, x_test, y_test, k: int, lanes: int, quick: bool):
+    """Verilator on every test image, the accuracies, ``measure.json``; the ESE LSTM's
+    cycles unless ``quick``."""
+    from circa import compare
+    from circa.boards.build import rtl_version
+    from circa.compiler import digits, executor, frontend
+    from circa.compiler.program import Program
+    from circa.sim.simulate import simulate
 
     sim = simulate(out / "program", out / "test_x.npy", out / "test_y.npy")
     program = Program.load(out / "program")
@@ -103,20 +136,7 @@ def run(k: int = 4, lanes: int = 1, seed: int = 0, quick: bool = False,
                            f"{compare.cache_dir() / name})"):
             ese_dirs.append(compare.measure(name, compare.cache_dir() / name, build=False,
                                             **compare.DESIGNS[name]))
-    build = None
-    if builder is not None:
-        with progress.step(f"Waiting for the {BOARD} bitstream"):
-            code = builder.wait()
-        build = compare._read(out / "build" / "build_report.json")
-        if build is None:
-            raise RuntimeError(f"the {BOARD} build failed (exit {code}); see {out / 'build.log'}")
-    table = compare.run([out, *ese_dirs, *compare.cached(exclude=ese_dirs)],
-                        plot=out / "compare.png")
-    return {"k": k, "lanes": lanes, "quick": quick, "out": str(out.absolute()),
-            "compile": {key: compiled[key] for key in ("layers", "instructions", "accel_config")},
-            "sim": sim, "words_compared": sim["words_compared"], "accuracy": accuracy,
-            "build": build, "compare": table,
-            "seconds": round(time.monotonic() - started, 1)}
+    return sim, accuracy, ese_dirs
 
 
 def render(report: dict) -> str:
