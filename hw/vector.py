@@ -214,6 +214,7 @@ class VectorUnit(wiring.Component):
                 for n, s in enumerate(scalars):
                     with m.Case(n):
                         m.d.sync += s.eq(self.s_data)
+
         def stage(name, values):
             """Registers that advance with the pipeline."""
             regs = []
@@ -227,29 +228,22 @@ class VectorUnit(wiring.Component):
         # -- stage 0: the beat and its control, registered (they come from the controller) --
         s0_valid, s0_op, s0_shift, s0_table = stage("s0", [
             self.i.valid, self.op, self.shift, self.table])
-        # The clamp bounds are chosen here, ahead of their compares (only VPWL clamps; the
-        # other ops clamp to the full word range), with lo > hi flagged: then both compares
-        # of the clamp run side by side in stage x.
-        pwl_in = self.op == VectorOp.VPWL
-        table_lo = Signal(signed(w))
-        table_hi = Signal(signed(w))
+        # The beat's table scalars are chosen here too, and the clamp bounds ahead of their
+        # compares (only VPWL clamps; the other ops clamp to the full word range), with
+        # lo > hi flagged: then both compares of the clamp run side by side in stage x.
+        sel = Signal(scalar_layout(w))
         with m.Switch(self.table):
-            for n, s in enumerate(scalars[:-1]):
+            for n, sc in enumerate(scalars[:-1]):
                 with m.Case(n):
-                    m.d.comb += [table_lo.eq(s.lo), table_hi.eq(s.hi)]
-            with m.Default():
-                m.d.comb += [table_lo.eq(scalars[-1].lo), table_hi.eq(scalars[-1].hi)]
-        lo_in, hi_in = Mux(pwl_in, table_lo, wlo), Mux(pwl_in, table_hi, whi)
-        lo, hi, empty = stage("s0_clip", [lo_in, hi_in, lo_in > hi_in])
-        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
-        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
-        sel = Signal(scalar_layout(w))           # the beat's table scalars
-        with m.Switch(s0_table):
-            for n, s in enumerate(scalars[:-1]):
-                with m.Case(n):
-                    m.d.comb += sel.eq(s)
+                    m.d.comb += sel.eq(sc)
             with m.Default():
                 m.d.comb += sel.eq(scalars[-1])
+        pwl_in = self.op == VectorOp.VPWL
+        lo_in, hi_in = Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi)
+        lo, hi, empty, s0_pshift, s0_seg_shift = stage("s0_table", [
+            lo_in, hi_in, lo_in > hi_in, sel.shift, sel.seg_shift])
+        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
+        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries = []
@@ -268,7 +262,7 @@ class VectorUnit(wiring.Component):
         # a > hi or lo > hi, else max(a, lo)
         clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a)) for a in s0_a]
         sx_valid, sx_op, sx_shift, sx_table, sx_pshift, sx_seg_shift = stage("sx", [
-            s0_valid, s0_op, s0_shift, s0_table, sel.shift, sel.seg_shift])
+            s0_valid, s0_op, s0_shift, s0_table, s0_pshift, s0_seg_shift])
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", s0_b)
         # segment index -> table address (the memory's read register is stage 1)
