@@ -93,7 +93,7 @@ def measure(name: str, directory: Path, *, build: bool = True, board: str = "ulx
     config = repr(Program.load(program).config)
     built = directory / "build"
     done = _read(built / "build_report.json") or _read(built / "fit.json")
-    if done is None or done.get("config", config) != config:
+    if done is None or done["config"] != config:
         try:
             builder.build(program, board, out=built)
         except builder.FitError as e:
