@@ -109,7 +109,8 @@ def cfg_summary(cfg: AccelConfig) -> str:
     e = cfg.engine
     return (f"the accelerator (k = {cfg.k}, {e.lanes} lanes, {e.data_width}-bit data, "
             f"{e.weight_width}-bit weights, weight depth {e.weight_depth}, "
-            f"scratchpad {cfg.act_depth})")
+            f"scratchpad {cfg.act_depth}"
+            f"{'' if cfg.sparse_engine else ', no block-sparse engine'})")
 
 
 # -- the tools ---------------------------------------------------------------------------

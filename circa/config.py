@@ -136,7 +136,9 @@ class AccelConfig:
     of the block-sparse engine (dense layers use it with every block present; ``c`` and
     ``r`` divide ``k``); ``act_depth`` scratchpad words of ``k`` activations;
     ``imem_depth`` instructions; ``sparse_depth`` non-zero blocks; ``tables`` PWL tables of
-    ``pwl_segments`` segments.
+    ``pwl_segments`` segments. ``sparse_engine = False`` leaves the block-sparse engine out
+    (its ``r * c`` multipliers, block RAMs and LUTs): a Program without MVS instructions
+    does not need it, and an MVS then stops the run with ``error``.
     """
     engine: EngineConfig = EngineConfig()
     sparse_block: tuple = (4, 4)
@@ -145,6 +147,7 @@ class AccelConfig:
     sparse_depth: int = 4096
     tables: int = 8
     pwl_segments: int = 32
+    sparse_engine: bool = True
 
     def __post_init__(self):
         k = self.engine.k
@@ -160,6 +163,8 @@ class AccelConfig:
         if self.pwl_segments not in (8, 16, 32, 64, 128):
             raise ValueError(f"pwl_segments must be a power of 2 from 8 to 128, "
                              f"not {self.pwl_segments!r}")
+        if not isinstance(self.sparse_engine, bool):
+            raise ValueError(f"sparse_engine must be True or False, not {self.sparse_engine!r}")
 
     @property
     def k(self) -> int:

@@ -19,8 +19,9 @@ def multipliers(cfg) -> dict:
     fft = nx.plan_multipliers(nx.rfft_plan(cfg.k, e.data_width, e.fft_width))
     ifft = nx.plan_multipliers(nx.irfft_plan(cfg.k, e.ifft_width))
     r, c = cfg.sparse_block
+    sparse = r * c if cfg.sparse_engine else 0
     return {"mac": e.mac_multipliers, "fft": fft, "ifft": ifft, "vector": cfg.k,
-            "sparse": r * c, "total": e.mac_multipliers + fft + ifft + cfg.k + r * c}
+            "sparse": sparse, "total": e.mac_multipliers + fft + ifft + cfg.k + sparse}
 
 
 def fit_85f(cfg) -> dict:

@@ -51,7 +51,8 @@ def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
     return dataclasses.replace(cfg, engine=engine, act_depth=pow2(len(program.scratchpad)),
                                imem_depth=pow2(len(program.instructions)),
                                sparse_depth=pow2(len(program.sparse_index)),
-                               tables=max(1, len(program.tables)))
+                               tables=max(1, len(program.tables)),
+                               sparse_engine=any(i.op == Op.MVS for i in mvms))
 
 
 def _load_array(path, what):
@@ -108,6 +109,10 @@ def _kinds(schemes: dict, cfg: AccelConfig) -> dict:
             kinds[name] = ("sparse", (s.r, s.c))
         else:
             kinds[name] = ("sparse", tuple(cfg.sparse_block))
+        if kinds[name][0] == "sparse" and not cfg.sparse_engine:
+            raise ValueError(f"layer {name!r} ({s.kind}) runs on the block-sparse engine, which "
+                             f"this AccelConfig leaves out (sparse_engine = False); build with "
+                             f"the engine or compress the layer as circulant")
     return kinds
 
 

@@ -71,6 +71,10 @@ class Program:
         for pc, ins in enumerate(self.instructions):
             if ins.op == isa.Op.MVC:
                 cfg.engine.check_matrix(ins.n, ins.m + ins.m2, ins.s1, ins.s2)
+            if ins.op == isa.Op.MVS and not cfg.sparse_engine:
+                raise isa.ProgramError(f"instruction {pc} (MVS) needs the block-sparse engine, "
+                                       f"which the AccelConfig leaves out (sparse_engine = "
+                                       f"False); compile the Program for a config with it")
             if ins.op in (isa.Op.VSIG, isa.Op.VTANH) and ins.w >= len(self.tables):
                 raise isa.ProgramError(f"instruction {pc} ({ins.op.name}): no PWL table {ins.w}")
 

@@ -68,6 +68,14 @@ def host_data_width(cfg: AccelConfig) -> int:
     return max(128, k * e.data_width, k * e.weight_width, 32 + r * c * e.weight_width, 66, 64)
 
 
+class _NoSparseEngine(BlockSparseEngine):
+    """The block-sparse engine's ports with nothing behind them (``sparse_engine = False``):
+    never ready, valid or busy, so synthesis removes what reads them. MVS is illegal."""
+
+    def elaborate(self, platform):
+        return Module()
+
+
 class Accelerator(wiring.Component):
     """The whole accelerator for an :class:`~circa.config.AccelConfig`.
 
@@ -113,8 +121,9 @@ class Accelerator(wiring.Component):
             init=[] if pad is None else [[int(v) for v in word] for word in pad])
         act_w, rd_a, rd_b = act.write_port(), act.read_port(), act.read_port()
         m.submodules.circ = circ = BlockCirculantEngine(cfg.engine, img.get("circulant_weights"))
-        m.submodules.sparse = sparse = BlockSparseEngine(
-            cfg, img.get("sparse_index"), img.get("sparse_blocks"))
+        m.submodules.sparse = sparse = (
+            BlockSparseEngine(cfg, img.get("sparse_index"), img.get("sparse_blocks"))
+            if cfg.sparse_engine else _NoSparseEngine(cfg))
         m.submodules.vec = vec = VectorUnit(cfg, img.get("tables"))
         self._debug = dict(circ=circ, sparse=sparse, vec=vec, act_w=act_w)  # for testbenches
 
@@ -201,7 +210,8 @@ class Accelerator(wiring.Component):
                 & (ins.n <= cfg.engine.max_p)
                 & ((ins.c == 0) | fits(ins.c - 1, ins.n))
                 & Mux(is_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
-                      & (ins.w < cfg.engine.weight_depth), ins.w < cfg.sparse_depth),
+                      & (ins.w < cfg.engine.weight_depth),
+                      (ins.w < cfg.sparse_depth) if cfg.sparse_engine else 0),
                 Mux(is_vector, fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
                     & (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH)) | (ins.w < cfg.tables)),
                     (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)

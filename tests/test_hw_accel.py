@@ -63,3 +63,23 @@ def test_divergence_is_located(monkeypatch):
     assert where["tensor"] == "L0.z" and where["step"] == 0
     assert where["instruction"].startswith("MVC") and "c=" in where["instruction"]
     assert where["got"] == where["expected"] - 1
+
+
+def test_without_the_sparse_engine():
+    """A Program with no MVS gets ``sparse_engine = False`` from fitted_config; it runs
+    bit-exact without the engine, and an MVS there stops the run with ``error``."""
+    from circa.compiler.compile import fitted_config
+    _, program, x = compile_model("lstm_proj", "circulant:8", SMALL)
+    cfg = fitted_config(SMALL, program)
+    assert not cfg.sparse_engine and not any(i.op == isa.Op.MVS for i in program.instructions)
+    _, program, x = compile_model("lstm_proj", "circulant:8", cfg)
+    outputs, _, status = accel_amaranth.run(program, x[:1])
+    assert status == [(0, len(program.instructions) - 1)]
+    assert np.array_equal(outputs, executor.run(program, x[:1]).numpy())
+    _, _, status = accel_amaranth.run(illegal(program, isa.Instruction(isa.Op.MVS, n=1, m=1)),
+                                      x[:1])
+    assert status == [(1, 0)]
+    with pytest.raises(isa.ProgramError, match="sparse_engine = False"):
+        illegal(program, isa.Instruction(isa.Op.MVS, n=1, m=1)).validate()
+    with pytest.raises(ValueError, match="leaves out"):
+        compile_model("lstm_proj", "dense", cfg)
