@@ -25,7 +25,8 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import EngineConfig
-from circa.hw.fft import RealFFT, RealIFFT, narrow_var, pipeline_latency, pipeline_register
+from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
+                          pipeline_register, shift_half)
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -80,7 +81,8 @@ class BlockCirculantEngine(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last MAC issue to its output block leaving, with no stalls."""
-        return self.MAC_DEPTH + pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width)) + 3
+        ifft = pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width))
+        return self.MAC_DEPTH + ifft + 5
 
     def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
         """Bit-exact model, see :func:`model`."""
@@ -213,7 +215,7 @@ class BlockCirculantEngine(wiring.Component):
             m.d.sync += lane_sel.eq(lane_sel + 1)
             with m.If(lane_sel == bank_lanes - 1):
                 m.d.sync += bank_full.eq(0)
-        narrowed = []
+        halves = []
         for n in range(k):
             chosen = Signal(acc_shape, name=f"chosen_{n}")
             with m.Switch(lane_sel):
@@ -222,19 +224,20 @@ class BlockCirculantEngine(wiring.Component):
                         m.d.comb += chosen.eq(bank[lane][n])
                 with m.Default():
                     m.d.comb += chosen.eq(bank[L - 1][n])
-            narrowed.append(narrow_var(chosen, shift, cfg.ifft_width))
-        # Registers after each run-time narrowing, so that no path holds the lane mux, a
-        # barrel shifter and a butterfly (or the output's shifter and the writer).
-        to_ifft_valid, to_ifft = pipeline_register(m, "to_ifft", bank_full, to_ifft_ready,
-                                                   ifft.i.ready, narrowed)
+            halves.append(shift_half(chosen, shift))
+        # Each run-time narrowing takes two registered steps, the barrel shift (after the
+        # lane mux) and the rounding and saturation, so that no path holds the lane mux, a
+        # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax).
+        to_ifft_valid, to_ifft, _ = narrow_stages(m, "to_ifft", bank_full, to_ifft_ready,
+                                               ifft.i.ready, halves, cfg.ifft_width)
         m.d.comb += ifft.i.valid.eq(to_ifft_valid)
         for n in range(k):
             m.d.comb += ifft.i.p[n].eq(to_ifft[n])
 
         # -- output ----------------------------------------------------------------------
-        out_valid, out = pipeline_register(
+        out_valid, out, _ = narrow_stages(
             m, "out", ifft.o.valid, ifft.o.ready, self.o_y.ready,
-            [narrow_var(ifft.o.p[n], out_shift, cfg.data_width) for n in range(k)])
+            [shift_half(ifft.o.p[n], out_shift) for n in range(k)], cfg.data_width)
         m.d.comb += self.o_y.valid.eq(out_valid)
         for n in range(k):
             m.d.comb += self.o_y.p[n].eq(out[n])

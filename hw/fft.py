@@ -27,22 +27,19 @@ def narrow_hw(v, s: int, width: int):
     return Mux(v > hi, hi, Mux(v < lo, lo, v))
 
 
-def narrow_var(v, s, width: int):
-    """:func:`circa.numerics.narrow` by a run-time shift ``s``: round half up, saturate.
-
-    ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``, so one
-    barrel shifter serves, with no special case for ``s == 0``.
-    """
-    return round_saturate(shift_half(v, s), width)
-
+# :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
+# ``round_saturate(shift_half(v, s), width)``, two halves so that a register can sit
+# between them: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``,
+# so one barrel shifter serves, with no special case for ``s == 0``.
 
 def shift_half(v, s):
-    """First half of :func:`narrow_var`: the barrel shift, ``(v << 1) >> s``."""
+    """First half of a run-time narrowing: the barrel shift, ``(v << 1) >> s``."""
     return (v << 1) >> s
 
 
 def round_saturate(half, width: int):
-    """Second half of :func:`narrow_var`: round half up and saturate ``shift_half``'s value."""
+    """Second half of a run-time narrowing: round half up and saturate ``shift_half``'s
+    value to ``width`` bits."""
     shifted = (half + 1) >> 1
     lo, hi = nx.signed_range(width)
     return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
@@ -58,6 +55,17 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
     with m.If(ready_up):
         m.d.sync += [out_valid.eq(valid)] + [r.eq(v) for r, v in zip(regs, values)]
     return out_valid, regs
+
+
+def narrow_stages(m, name, valid, ready_up, ready_down, halves, width: int):
+    """The second half of a two-step run-time narrowing on a valid/ready stream: registers
+    ``halves`` (:func:`shift_half` values), then their :func:`round_saturate` to ``width``
+    bits. Returns ``(valid_out, values, mid_valid)``, the last the first register's valid
+    (for a drain condition); latency two cycles, one beat a cycle."""
+    ready_mid = Signal(name=f"{name}_half_ready")
+    mid_valid, mid = pipeline_register(m, f"{name}_half", valid, ready_up, ready_mid, halves)
+    return (*pipeline_register(m, name, mid_valid, ready_mid, ready_down,
+                               [round_saturate(h, width) for h in mid]), mid_valid)
 
 
 def pipeline_latency(plan: list) -> int:

@@ -18,23 +18,23 @@ Dataflow (one ``r x c`` block per cycle, a stall-all pipeline after the walk's i
     issue ptr ─► index[ptr] ─► (row, col) ─┬─► input buffer ─► select c of k ─┐
                                            └─► blocks[ptr] ──────────────────┴► r*c products
                                                                                  │
-    o_y ◄─ out register ◄─ narrow(shift) ◄─ k row sums (one output block) ◄─ r row sums
+    o_y ◄─ round, saturate ◄─ shift ◄─ k row sums (one output block) ◄─ r row sums
 
 Because entries are row-major, output block ``i`` (block rows ``i*k/r .. (i+1)*k/r - 1``)
 is complete as soon as an entry of a later block row reaches the accumulators (or the
-walk ends); it is then narrowed into the output register and the accumulators restart.
+walk ends); it is then narrowed (two registered steps) and the accumulators restart.
 So the engine needs only ``k`` accumulators whatever the matrix size.
 """
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Mux, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Mux, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import AccelConfig
-from circa.hw.fft import narrow_var
+from circa.hw.fft import narrow_stages, shift_half
 
 __all__ = ["BlockSparseEngine", "model", "sparse_dense", "sparse_images", "check_images",
            "check_matrix", "acc_width", "max_p"]
@@ -219,11 +219,11 @@ class BlockSparseEngine(wiring.Component):
     Latency and throughput
     ----------------------
     The input blocks are buffered first (one per cycle), then the ``nnz`` entries are walked
-    one per cycle. Without stalls an MVM takes ``q + nnz + 6 + E`` cycles, where ``E`` is
+    one per cycle. Without stalls an MVM takes ``q + nnz + 7 + E`` cycles, where ``E`` is
     the number of output blocks with no entry (each costs a cycle to emit; if the first
     entry is past output block 0, one of the leading empty blocks is emitted for free), or
-    ``q + p + 1`` if ``nnz == 0``; ``mac_cycles == nnz``. The 6 are the pipeline (4), the
-    last block's emission and its output register. Emitting a block otherwise overlaps
+    ``q + p + 2`` if ``nnz == 0``; ``mac_cycles == nnz``. The 7 are the pipeline (4), the
+    last block's emission and the two narrowing registers. Emitting a block otherwise overlaps
     the accumulation of the next block's first entry, so a dense layer runs at one block
     per cycle. Multipliers: ``r * c``, operands
     ``data_width x weight_width`` bits (both at most 18).
@@ -267,7 +267,7 @@ class BlockSparseEngine(wiring.Component):
     max_p = property(lambda self: max_p(self._cfg))
 
     # Pipeline: issue -> S1 (index read) -> S2 (input word and weights read) -> S3
-    # (products) -> S4 (row sums) -> accumulate / emit -> output register.
+    # (products) -> S4 (row sums) -> accumulate / emit -> shift -> round and saturate.
 
     def model(self, x, base: int, p: int, shift: int, index=None, blocks=None) -> np.ndarray:
         """Bit-exact model on this engine's initial images (or the given ones)."""
@@ -280,10 +280,10 @@ class BlockSparseEngine(wiring.Component):
         index = np.asarray(index)
         nnz = int(index[base, 0])
         if nnz == 0:
-            return q + p + 1
+            return q + p + 2
         out_blocks = index[base + 1:base + 1 + nnz, 0] // (k // r)
         empty = p - len(np.unique(out_blocks))
-        return q + nnz + 6 + empty - (1 if out_blocks[0] > 0 else 0)
+        return q + nnz + 7 + empty - (1 if out_blocks[0] > 0 else 0)
 
     def elaborate(self, platform):
         cfg, k = self._cfg, self._cfg.k
@@ -388,43 +388,61 @@ class BlockSparseEngine(wiring.Component):
         # -- accumulate and emit ---------------------------------------------------------------
         # `cur` is the output block being accumulated in k exact row sums. An entry of the
         # same output block is added. An entry of a later output block first emits `cur`
-        # (narrowed into the output register) and clears the sums; if it belongs to the very
-        # next block it is added in that same cycle, otherwise it waits while the empty
-        # blocks in between are emitted as zeros. When the walk is over and the pipeline is
-        # empty (`flush`), the remaining output blocks are emitted the same way.
+        # (into the narrowing pipeline) and clears the sums; if it belongs to the very next
+        # block it is added in that same cycle, otherwise it waits while the empty blocks in
+        # between are emitted as zeros. When the walk is over and the pipeline is empty
+        # (`flush`), the remaining output blocks are emitted the same way.
+        #
+        # For Fmax, no comparison with `cur` is on the emit/add decision: the S4 entry's place
+        # relative to `cur` (`ahead`: a later block, `after`: the very next one) and `pending`
+        # (cur < p) are flags computed a cycle early, from registers, for both outcomes of
+        # this cycle's `emit` (which only picks one), and the sums are added in parallel with
+        # the decision, which only selects.
         acc_shape = signed(acc_width(cfg))
         acc = [Signal(acc_shape, name=f"acc{n}") for n in range(k)]
         cur = Signal(range(max_p(cfg) + 1))
-        out_valid = Signal()
-        out = Signal.like(self.o_y.p)
-        blk4 = row4 >> row_sh
+        pending, ahead, after = Signal(), Signal(), Signal()
+        blk3, blk4 = row3 >> row_sh, row4 >> row_sh
         local4 = row4[:row_sh] if row_sh else None
-        pending = cur < p
         flush = walking & (remaining == 0) & ~v1 & ~v2 & ~v3 & ~v4
-        room = ~out_valid | self.o_y.ready
+        room = Signal()                         # the narrowing pipeline takes a block
         emit, add, consume = Signal(), Signal(), Signal()
         m.d.comb += [
-            emit.eq(pending & room & ((v4 & (blk4 > cur)) | flush)),
-            # blk4 < cur cannot happen with row-major entries; such an entry is added to
-            # the current block rather than hanging the engine. Past p, entries are dropped.
-            add.eq(v4 & pending & ((blk4 <= cur) | (emit & (blk4 == cur + 1)))),
-            consume.eq(v4 & (~pending | (blk4 <= cur) | (emit & (blk4 == cur + 1)))),
+            emit.eq(pending & room & ((v4 & ahead) | flush)),
+            # An entry behind `cur` cannot happen with row-major entries; such an entry is
+            # added to the current block rather than hanging the engine. Past p, entries
+            # are dropped.
+            add.eq(v4 & pending & (~ahead | (emit & after))),
+            consume.eq(v4 & (~pending | ~ahead | (emit & after))),
             advance.eq(~v4 | consume),
         ]
+
+        def place(blk, base):                   # (blk > base, blk == base + 1)
+            return [blk > base, blk == base + 1]
+
+        with m.If(advance):
+            m.d.sync += Cat(ahead, after).eq(Mux(emit, Cat(*place(blk3, cur + 1)),
+                                                 Cat(*place(blk3, cur))))
+        with m.Elif(emit):
+            m.d.sync += Cat(ahead, after).eq(Cat(*place(blk4, cur + 1)))
+        with m.If(emit):
+            m.d.sync += [cur.eq(cur + 1), pending.eq(cur + 1 < p)]
         for n in range(k):
             g, i = divmod(n, r)
             hit = add & ((local4 == g) if row_sh else 1)
-            with m.If(emit | hit):
-                m.d.sync += acc[n].eq(Mux(emit, 0, acc[n]) + Mux(hit, sums[i], 0))
-        with m.If(emit):
-            m.d.sync += [cur.eq(cur + 1), out_valid.eq(1)]
-            m.d.sync += [out[n].eq(narrow_var(acc[n], shift, e.data_width)) for n in range(k)]
-        with m.Elif(self.o_y.ready):
-            m.d.sync += out_valid.eq(0)
-        m.d.comb += [self.o_y.valid.eq(out_valid), self.o_y.p.eq(out)]
+            with m.If(emit):
+                m.d.sync += acc[n].eq(Mux(hit, sums[i], 0))
+            with m.Elif(hit):
+                m.d.sync += acc[n].eq(acc[n] + sums[i])
+
+        # Narrowing in two registered steps: the barrel shift, then round and saturate.
+        out_valid, outs, half_valid = narrow_stages(m, "out", emit, room, self.o_y.ready,
+                                        [shift_half(a, shift) for a in acc], e.data_width)
+        m.d.comb += [self.o_y.valid.eq(out_valid)] + [self.o_y.p[n].eq(v)
+                                                      for n, v in enumerate(outs)]
 
         # The MVM ends when every output block has been emitted and the last one is taken.
-        with m.If(flush & ~pending & room):
+        with m.If(flush & ~pending & ~half_valid & (~out_valid | self.o_y.ready)):
             m.d.sync += walking.eq(0)
 
         # -- counters and start ------------------------------------------------------------------
@@ -435,6 +453,7 @@ class BlockSparseEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [p.eq(self.p), q.eq(self.q), shift.eq(self.shift),
                          ptr.eq(self.base + 1), x_count.eq(0), cur.eq(0), loading.eq(1),
+                         pending.eq(self.p != 0),
                          v1.eq(0), v2.eq(0), v3.eq(0), v4.eq(0),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
             m.d.sync += [a.eq(0) for a in acc]
