@@ -252,28 +252,32 @@ class Accelerator(wiring.Component):
                     m.d.comb += vec.op.eq(vector_op)
 
         # engines -> writer -> scratchpad
-        # Two stages: W1 takes an output block (and addresses its bias on read port b),
-        # W2 stores it, plus the bias for MVC/MVS with ``c`` set (sat per element).
+        # Three stages: W1 takes an output block (and addresses its bias on read port b), W2
+        # registers the block and the bias (an ECP5 block RAM's clock-to-out is 5.8 ns, no
+        # time left for an adder: Fmax), W3 stores the block, plus the bias for MVC/MVS
+        # with ``c`` set (saturated per element).
         out_valid = Mux(is_mvc, circ.o_y.valid, Mux(is_mvs, sparse.o_y.valid, vec.o.valid))
         out_data = Mux(is_mvc, circ.o_y.payload.as_value(),
                        Mux(is_mvs, sparse.o_y.payload.as_value(), vec.o.payload.as_value()))
         take_out = Signal()
-        held, held_valid = Signal(block), Signal()
+        held, bias, store = Signal(block), Signal(block), Signal(block)
+        held_valid, store_valid = Signal(), Signal()
         with_bias = (is_mvc | is_mvs) & (ins.c != 0)
         m.d.comb += take_out.eq(reading & out_valid)
-        m.d.sync += [held.eq(out_data), held_valid.eq(take_out)]
+        m.d.sync += [held.eq(out_data), held_valid.eq(take_out),
+                     store.eq(held), bias.eq(rd_b.data), store_valid.eq(held_valid)]
         with m.If(take_out):
             m.d.sync += taken.eq(taken + 1)
-        with m.If(held_valid):
+        with m.If(store_valid):
             m.d.sync += written.eq(written + 1)
         stored = Signal(block)
         for n in range(k):
-            biased = narrow_hw(held[n] + rd_b.data[n], 0, cfg.engine.data_width)
-            m.d.comb += stored[n].eq(Mux(with_bias, biased, held[n]))
+            biased = narrow_hw(store[n] + bias[n], 0, cfg.engine.data_width)
+            m.d.comb += stored[n].eq(Mux(with_bias, biased, store[n]))
         m.d.comb += [
             circ.o_y.ready.eq(reading & is_mvc), sparse.o_y.ready.eq(reading & is_mvs),
             vec.o.ready.eq(reading & is_vector),
-            act_w.en.eq(Mux(running, held_valid, take & (kind == Host.WRITE_ACT))),
+            act_w.en.eq(Mux(running, store_valid, take & (kind == Host.WRITE_ACT))),
             act_w.addr.eq(Mux(running, dst + written, cmd.p.addr)),
             act_w.data.eq(Mux(running, stored, cmd.p.data)),
         ]
