@@ -110,7 +110,7 @@ class BlockCirculantEngine(wiring.Component):
             weight_rd.append(rd)
 
         # -- run parameters, latched on start ------------------------------------------
-        q = Signal.like(self.q)
+        last_q = Signal.like(self.q)      # q - 1, so that `last_j` is a compare, no adder
         shift, out_shift = Signal.like(self.shift), Signal.like(self.out_shift)
         running = Signal()      # issuing MAC tokens
 
@@ -118,7 +118,7 @@ class BlockCirculantEngine(wiring.Component):
         first_group = Signal()
         j = Signal(range(cfg.max_q))
         waddr = Signal(range(cfg.weight_depth + 1))
-        last_j = j == q - 1
+        last_j = j == last_q
         last_token_in_flight = Signal()
         bank_full = Signal()
         bank_free = ~bank_full & ~last_token_in_flight
@@ -252,7 +252,8 @@ class BlockCirculantEngine(wiring.Component):
             with m.If(s3_valid):
                 m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
         with m.If(self.start & ~self.busy):
-            m.d.sync += [q.eq(self.q), shift.eq(self.shift), out_shift.eq(self.out_shift),
+            m.d.sync += [last_q.eq(self.q - 1), shift.eq(self.shift),
+                         out_shift.eq(self.out_shift),
                          running.eq(1), first_group.eq(1), j.eq(0),
                          waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
