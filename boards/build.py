@@ -45,10 +45,12 @@ class FitError(ValueError):
     """The configuration cannot fit the device."""
 
 
-def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
-    """Every memory of the elaborated accelerator that block RAM can hold:
-    (path, width, depth, read ports); memories marked ``ram_style = distributed`` or at
-    most 32 deep (yosys keeps those in LUT RAM, measured) are left out."""
+def memories(cfg: AccelConfig, family: str = "ecp5") -> list[tuple[str, int, int, int]]:
+    """Every memory of the accelerator elaborated for ``family`` that block RAM can hold:
+    (path, width, depth, read ports); on the ECP5, memories marked ``ram_style =
+    distributed`` or at most 32 deep (yosys keeps those in LUT RAM, measured) are left out."""
+    from types import SimpleNamespace
+
     from amaranth.hdl import Fragment, Shape
     from amaranth.hdl._mem import MemoryInstance
 
@@ -58,13 +60,13 @@ def memories(cfg: AccelConfig) -> list[tuple[str, int, int, int]]:
     def walk(fragment, path):
         for sub, name, _ in fragment.subfragments:
             if isinstance(sub, MemoryInstance):
-                if (sub._data.depth > _LUTRAM_DEPTH
-                        and sub._attrs.get("ram_style") != "distributed"):
+                if family != "ecp5" or (sub._data.depth > _LUTRAM_DEPTH
+                                        and sub._attrs.get("ram_style") != "distributed"):
                     found.append((f"{path}.{name}", Shape.cast(sub._data.shape).width,
                                   sub._data.depth, len(sub._read_ports)))
             else:
                 walk(sub, f"{path}.{name}")
-    walk(Fragment.get(Accelerator(cfg), None), "accel")
+    walk(Fragment.get(Accelerator(cfg), SimpleNamespace(family=family)), "accel")
     return found
 
 
@@ -77,7 +79,7 @@ def estimate(cfg: AccelConfig, device: Device) -> dict:
     """Resources of ``cfg`` on ``device`` before synthesis; see the module docstring."""
     from circa.ese import multipliers
     brams = {path: bram_blocks(w, d, device.family) * max(1, ports)
-             for path, w, d, ports in memories(cfg)}
+             for path, w, d, ports in memories(cfg, device.family)}
     # LUT4 + 2 per carry cell after synth_ecp5 (measured, docs/boards.md): k = 4 / 1 lane
     # 11.3 k, k = 16 / 2 lanes 51.4 k; the engine's lanes and the vector unit scale with k.
     luts = round(2000 + 770 * cfg.k * (cfg.engine.lanes + 2))

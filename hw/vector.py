@@ -247,11 +247,13 @@ class VectorUnit(wiring.Component):
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries = []
+        lut_ram = (cfg.tables * segments <= 64
+                   and str(getattr(platform, "family", "")).lower() != "ice40")
         for lane in range(k):
             # A few dozen 66-bit words would take two block RAMs per lane (ports are at
-            # most 36 bits wide): keep small tables in LUT RAM.
+            # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
             mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init,
-                                attrs=LUTRAM if cfg.tables * segments <= 64 else None)
+                                attrs=LUTRAM if lut_ram else None)
             m.submodules[f"pwl{lane}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.en.eq(self.t_en), wr.addr.eq(self.t_addr), wr.data.eq(self.t_data),

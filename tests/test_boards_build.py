@@ -46,6 +46,15 @@ def test_block_ram_estimate_names_the_memories():
     assert est["multipliers"] >= 126
 
 
+def test_activation_tables_are_lut_ram_on_ecp5_only():
+    """Small PWL tables are marked for LUT RAM on the ECP5; the iCE40 has none, so there
+    they are block RAM (the mark would stop yosys: no valid mapping)."""
+    cfg = AccelConfig(EngineConfig(k=4, lanes=1), tables=2, pwl_segments=8)
+    ecp5 = {path for path, *_ in build.memories(cfg, "ecp5")}
+    ice40 = {path for path, *_ in build.memories(cfg, "ice40")}
+    assert "accel.vec.pwl0" not in ecp5 and {f"accel.vec.pwl{n}" for n in range(4)} <= ice40
+
+
 def test_a_design_too_big_for_the_device_stops_before_the_tools(tiny_program, capsys):
     with pytest.raises(build.FitError) as error:
         build.check_fit(TINY, ICE40UP5K, build.estimate(TINY, ICE40UP5K), "estimate")
