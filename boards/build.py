@@ -186,10 +186,34 @@ def rtl_version() -> str:
         return version("circa")
 
 
+def synthesise(cfg: AccelConfig, tgt: Target, out, *, freq_mhz: float | None = None,
+               baud: int | None = None):
+    """Generate ``cfg``'s board top for ``tgt`` into the directory ``out`` (replaced) and
+    synthesise it, with no fit check: ``(platform, top, cells)``, ``cells`` yosys's counts
+    (:func:`synth_cells`). Also how far a configuration is from fitting a device:
+    ``synthesise(cfg, target("icebreaker"), "out/ice")[2]``."""
+    from circa.boards.top import BoardTop
+    out, family = Path(out), tgt.device.family
+    platform = tgt.make_platform()
+    # Memories start empty: the runtime loads the Program (any Program for this config).
+    top = BoardTop(cfg, platform=platform,
+                   freq_hz=(freq_mhz * 1e6) if freq_mhz else tgt.freq_hz, baud=baud or tgt.baud)
+    with progress.step(f"Generating the design for {tgt.name} at {top.freq_hz / 1e6:g} MHz"):
+        if out.exists():
+            shutil.rmtree(out)
+        overrides = {"script_after_read": AFTER_READ,
+                     "script_after_synth": "tee -q -o top.stat.json stat -json"}
+        if family == "ice40":
+            overrides["synth_opts"] = "-dsp"      # multipliers in SB_MAC16, as estimated
+        platform.prepare(top, "top", **overrides).extract(out)
+    with progress.step(f"Synthesis (yosys synth_{family})"):
+        run_tool([tool("yosys"), "-q", "-l", "top.rpt", "top.ys"], out, "yosys.log")
+        return platform, top, synth_cells(out / "top.stat.json", family)
+
+
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
           baud: int | None = None, out=None, seed: int = 1) -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report."""
-    from circa.boards.top import BoardTop
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
     tgt: Target = target(board)
@@ -200,26 +224,12 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     with progress.step(f"Checking that {cfg_summary(cfg)} fits the {device.name}"):
         est = estimate(cfg, device)
         check_fit(cfg, device, est, "estimate before synthesis")
-    platform = tgt.make_platform()
-    # Memories start empty: the runtime loads the Program (any Program for this config).
-    top = BoardTop(cfg, platform=platform,
-                   freq_hz=(freq_mhz * 1e6) if freq_mhz else tgt.freq_hz, baud=baud or tgt.baud)
-    name = "top"
-    with progress.step(f"Generating the design for {tgt.name} at {top.freq_hz / 1e6:g} MHz"):
-        if out.exists():
-            shutil.rmtree(out)
-        overrides = {"script_after_read": AFTER_READ,
-                     "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
-        plan = platform.prepare(top, name, **overrides)
-        plan.extract(out)
-    family = device.family
-    seconds, started = {}, time.monotonic()
-    with progress.step(f"Synthesis (yosys synth_{family})"):
-        run_tool([tool("yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"], out, "yosys.log")
-        synth = synth_cells(out / f"{name}.stat.json", family)
-        check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
-                                "luts": synth["lut_equivalents"]}, "after synthesis")
-    seconds["synthesis"] = time.monotonic() - started
+    started = time.monotonic()
+    platform, top, synth = synthesise(cfg, tgt, out, freq_mhz=freq_mhz, baud=baud)
+    check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
+                            "luts": synth["lut_equivalents"]}, "after synthesis")
+    name, family = "top", device.family
+    seconds = {"synthesis": time.monotonic() - started}
     pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
            "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim", "-q"]
     if family == "ecp5":

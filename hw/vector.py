@@ -267,10 +267,15 @@ class VectorUnit(wiring.Component):
             s0_valid, s0_op, s0_shift, s0_table, s0_pshift, s0_seg_shift])
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", s0_b)
-        # segment index -> table address (the memory's read register is stage 1)
+        # segment index -> table address (the memory's read register is stage 1).
+        # clip(y + segments/2, 0, segments - 1) for y = x >> seg_shift, with no adder or
+        # comparator: y + segments/2 is y with its bit seg_bits-1 inverted when y fits in
+        # seg_bits signed bits (the bits from there up all equal), else the sign decides.
         for lane, x in enumerate(xs):
-            seg = (x >> sx_seg_shift) + segments // 2
-            index = Mux(seg < 0, 0, Mux(seg > segments - 1, segments - 1, seg))
+            y = x >> sx_seg_shift
+            top = y[seg_bits - 1:]
+            index = Mux(top.all() | ~top.any(), Cat(y[:seg_bits - 1], ~y[seg_bits - 1]),
+                        Mux(y[-1], 0, segments - 1))
             m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sx_table))
 
         # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------

@@ -123,6 +123,23 @@ def test_pwl(cfg):
     assert len(used) > cfg.pwl_segments          # many segments were read
 
 
+def test_pwl_segment_index_clips_both_ways():
+    """A table over the whole word range with a small segment shift: most inputs fall
+    below the first or above the last segment (the index saturates), some inside."""
+    cfg, rng = CFG, np.random.default_rng(9)
+    w, k, n, segs = cfg.engine.data_width, cfg.k, 24, cfg.pwl_segments
+    lo, hi = nx.signed_range(w)
+    table = nx.PWLTable(slope=tuple(int(v) for v in rng.integers(-500, 500, segs)),
+                        icept=tuple(1000 * i for i in range(segs)), seg_shift=3, shift=4,
+                        lo=lo, hi=hi)
+    a = random_blocks(rng, n, k, w) // rng.choice([1, 64, 1024], size=(n, 1))
+    dut = VectorUnit(cfg, [table])
+    y = simulate(dut, [VectorOp.VPWL] * n, a, a, np.zeros(n, int), np.zeros(n, int))
+    assert np.array_equal(y, dut.model(VectorOp.VPWL, a, None, 0, np.zeros(n, int)))
+    index = (a >> 3) + segs // 2
+    assert (index < 0).any() and (index >= segs).any() and ((index >= 0) & (index < segs)).any()
+
+
 def test_mixed_ops_change_every_beat():
     """op, shift and table change from one beat to the next, with random stalls."""
     cfg = CFG
