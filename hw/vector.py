@@ -209,11 +209,14 @@ class VectorUnit(wiring.Component):
         scalars = [Signal(scalar_layout(w), name=f"scalars{n}",
                           init={"seg_shift": t.seg_shift, "shift": t.shift, "lo": t.lo, "hi": t.hi})
                    for n, t in enumerate(self._tables)]
+        # lo > hi per table (the clamp is then hi everywhere), computed as a table is written
+        # so that no comparison follows the table select in stage 0
+        empties = [Signal(name=f"empty{n}", init=t.lo > t.hi) for n, t in enumerate(self._tables)]
         with m.If(self.s_en):
             with m.Switch(self.s_table):
-                for n, s in enumerate(scalars):
+                for n, (s, e) in enumerate(zip(scalars, empties)):
                     with m.Case(n):
-                        m.d.sync += s.eq(self.s_data)
+                        m.d.sync += [s.eq(self.s_data), e.eq(self.s_data.lo > self.s_data.hi)]
 
         def stage(name, values):
             """Registers that advance with the pipeline."""
@@ -231,17 +234,17 @@ class VectorUnit(wiring.Component):
         # The beat's table scalars are chosen here too, and the clamp bounds ahead of their
         # compares (only VPWL clamps; the other ops clamp to the full word range), with
         # lo > hi flagged: then both compares of the clamp run side by side in stage x.
-        sel = Signal(scalar_layout(w))
+        sel, sel_empty = Signal(scalar_layout(w)), Signal()
         with m.Switch(self.table):
-            for n, sc in enumerate(scalars[:-1]):
+            for n, (sc, e) in enumerate(zip(scalars[:-1], empties)):
                 with m.Case(n):
-                    m.d.comb += sel.eq(sc)
+                    m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
             with m.Default():
-                m.d.comb += sel.eq(scalars[-1])
+                m.d.comb += [sel.eq(scalars[-1]), sel_empty.eq(empties[-1])]
         pwl_in = self.op == VectorOp.VPWL
-        lo_in, hi_in = Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi)
         lo, hi, empty, s0_pshift, s0_seg_shift = stage("s0_table", [
-            lo_in, hi_in, lo_in > hi_in, sel.shift, sel.seg_shift])
+            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty,
+            sel.shift, sel.seg_shift])
         s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
 

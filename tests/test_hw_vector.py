@@ -1,4 +1,5 @@
 """RTL == model for the vector unit (Amaranth simulator), its latency and parameter checks."""
+import dataclasses
 import random
 
 import numpy as np
@@ -187,6 +188,30 @@ def test_table_write_port():
     expected = model(cfg, loaded, VectorOp.VPWL, a, None, 0, tables)
     assert np.array_equal(y, expected)
     assert np.abs(expected[tables != 1]).max() > 2**13 and not expected[tables == 1].any()
+
+
+def test_clamp_bounds_crossed_by_the_host():
+    """Scalars written with lo > hi clamp every input to hi, as clip does (the flag is
+    computed when the host writes them)."""
+    cfg = AccelConfig(engine=EngineConfig(k=4), tables=2, pwl_segments=32)
+    tab = sigmoid_tanh()[0]
+    dut = VectorUnit(cfg, [tab, tab])
+
+    async def load(ctx):
+        ctx.set(dut.s_en, 1)
+        ctx.set(dut.s_table, 1)
+        ctx.set(dut.s_data, {"seg_shift": tab.seg_shift, "shift": tab.shift, "lo": 3000,
+                             "hi": -2000})
+        await ctx.tick()
+        ctx.set(dut.s_en, 0)
+
+    rng = np.random.default_rng(3)
+    a = random_blocks(rng, 12, 4, 16)
+    tables = np.arange(12) % 2
+    y = simulate(dut, [VectorOp.VPWL] * 12, a, a, np.zeros(12, int), tables, setup=load)
+    pinned = dataclasses.replace(tab, lo=-2000, hi=-2000)
+    expected = model(cfg, [tab, pinned], VectorOp.VPWL, a, None, 0, tables)
+    assert np.array_equal(y, expected) and len(np.unique(expected[tables == 1])) == 1
 
 
 def test_latency_and_throughput():
