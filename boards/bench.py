@@ -36,13 +36,14 @@ def program_dir(k: int, root: Path) -> Path:
     return out
 
 
-def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = None) -> dict:
+def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = None,
+        router: str = "router1") -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
         for k in ks:
             with progress.step(f"Compiling the k = {k} LSTM"):
                 directory = program_dir(k, Path(tmp))
-            report = build.build(directory, board, freq_mhz=freq_mhz,
+            report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
                                  out=Path(tmp) / f"build-k{k}")
             rows.append({"k": k, **{key: report[key] for key in (
                 "board", "device", "fmax_mhz", "target_mhz", "timing_met", "luts", "ffs",

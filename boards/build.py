@@ -212,7 +212,7 @@ def synthesise(cfg: AccelConfig, tgt: Target, out, *, freq_mhz: float | None = N
 
 
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
-          baud: int | None = None, out=None, seed: int = 1) -> dict:
+          baud: int | None = None, out=None, seed: int = 1, router: str = "router1") -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
@@ -231,7 +231,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     name, family = "top", device.family
     seconds = {"synthesis": time.monotonic() - started}
     pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
-           "--seed", str(seed), "--timing-allow-fail", "--log", f"{name}.tim", "-q"]
+           "--seed", str(seed), "--router", router, "--timing-allow-fail",
+           "--log", f"{name}.tim", "-q"]
     if family == "ecp5":
         pnr += [*platform._nextpnr_device_options[platform.device].split(),
                 "--package", platform._nextpnr_package_options[platform.package].upper(),
@@ -266,6 +267,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
         "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl_version(),
+        "nextpnr": {"seed": seed, "router": router},
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report

@@ -57,16 +57,21 @@ def _bench_accuracy(args) -> tuple[dict, str, bool]:
     return report, accuracy.render(report), True
 
 
+ROUTERS = ("router1", "router2")
+ROUTER_HELP = ("nextpnr's router (default router1; router2 is made for congested designs "
+               "and may finish where router1 does not)")
+
+
 def _build(args) -> tuple[dict, str, bool]:
     from circa.boards import build
     report = build.build(args.dir, args.board, freq_mhz=args.freq, baud=args.baud,
-                         out=args.output, seed=args.seed)
+                         out=args.output, seed=args.seed, router=args.router)
     return report, build.render(report), report["timing_met"] is not False
 
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
-    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq)
+    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq, router=args.router)
     return report, bench.render(report), True
 
 
@@ -178,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
     build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    build.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
     build.set_defaults(run=_build)
 
     fpga = sub.add_parser("bench-fpga", help="Fmax and utilisation of k = 8 / 16 designs",
@@ -188,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
     fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
     fpga.add_argument("--board", default=DEFAULT)
     fpga.add_argument("--freq", type=float, metavar="MHZ", help="target clock")
+    fpga.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
     fpga.set_defaults(run=_bench_fpga)
 
     cmp = sub.add_parser("compare", help="circa's designs next to published FPGA baselines",
