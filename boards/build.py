@@ -109,7 +109,8 @@ def check_fit(cfg: AccelConfig, device: Device, used: dict, stage: str):
 
 def cfg_summary(cfg: AccelConfig) -> str:
     e = cfg.engine
-    return (f"the accelerator (k = {cfg.k}, {e.lanes} lanes, {e.data_width}-bit data, "
+    lanes = f"{e.lanes} lane" + "s" * (e.lanes != 1)
+    return (f"the accelerator (k = {cfg.k}, {lanes}, {e.data_width}-bit data, "
             f"{e.weight_width}-bit weights, weight depth {e.weight_depth}, "
             f"scratchpad {cfg.act_depth}"
             f"{'' if cfg.sparse_engine else ', no block-sparse engine'})")
