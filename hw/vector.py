@@ -22,11 +22,12 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), eight
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), nine
 stages so that no path holds more than one adder, shifter or multiplier (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
-          Sx: x = clip(a, lo, hi) with the table's scalars; segment index -> table address
+          Sx: x = clip(a, lo, hi) with the table's scalars
+          Sy: y = x >> seg_shift; the segment index, clipped -> table address
           S1: table entry (memory read), x, b, op, shifts
           S1o: the multiplier's operands x, m and the addend c, selected by op
           S2: x * m (the lane's multiplier), c, s
@@ -144,7 +145,7 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``latency`` (8) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``latency`` (9) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
@@ -155,7 +156,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 8
+    LATENCY = 9
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -270,21 +271,26 @@ class VectorUnit(wiring.Component):
             s0_valid, s0_op, s0_shift, s0_table, s0_pshift, s0_seg_shift])
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", s0_b)
+
+        # -- stage y: the segment shift y = x >> seg_shift ----------------------------------
+        sy_valid, sy_op, sy_shift, sy_table, sy_pshift = stage("sy", [
+            sx_valid, sx_op, sx_shift, sx_table, sx_pshift])
+        sy_x, sy_b = stage("sy_x", xs), stage("sy_b", sx_b)
+        ys = stage("sy_y", [x >> sx_seg_shift for x in xs])
         # segment index -> table address (the memory's read register is stage 1).
-        # clip(y + segments/2, 0, segments - 1) for y = x >> seg_shift, with no adder or
-        # comparator: y + segments/2 is y with its bit seg_bits-1 inverted when y fits in
-        # seg_bits signed bits (the bits from there up all equal), else the sign decides.
-        for lane, x in enumerate(xs):
-            y = x >> sx_seg_shift
+        # clip(y + segments/2, 0, segments - 1) with no adder or comparator: y + segments/2
+        # is y with its bit seg_bits-1 inverted when y fits in seg_bits signed bits (the
+        # bits from there up all equal), else the sign decides.
+        for lane, y in enumerate(ys):
             top = y[seg_bits - 1:]
             index = Mux(top.all() | ~top.any(), Cat(y[:seg_bits - 1], ~y[seg_bits - 1]),
                         Mux(y[-1], 0, segments - 1))
-            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sx_table))
+            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sy_table))
 
         # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
-        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sx_valid, sx_op, sx_shift, sx_pshift])
-        s1_x = stage("s1_x", xs)
-        s1_b = stage("s1_b", sx_b)
+        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sy_valid, sy_op, sy_shift, sy_pshift])
+        s1_x = stage("s1_x", sy_x)
+        s1_b = stage("s1_b", sy_b)
         # VSHL: a << min(shift, w-1) as an exact right shift of a << (w-1) (module docstring)
         shl_shift = (w - 1) - Mux(s1_shift > w - 1, w - 1, s1_shift)
         s = Signal(SHIFT_WIDTH)
