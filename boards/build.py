@@ -225,7 +225,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     with progress.step(f"Checking that {cfg_summary(cfg)} fits the {device.name}"):
         est = estimate(cfg, device)
         check_fit(cfg, device, est, "estimate before synthesis")
-    started = time.monotonic()
+    started, rtl = time.monotonic(), rtl_version()     # the RTL as generated, not as it ends
     platform, top, synth = synthesise(cfg, tgt, out, freq_mhz=freq_mhz, baud=baud)
     check_fit(cfg, device, {"multipliers": synth["dsps"], "brams": synth["brams"],
                             "luts": synth["lut_equivalents"]}, "after synthesis")
@@ -267,7 +267,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "estimate": {k: v for k, v in est.items() if k != "brams_by_memory"},
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
-        "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl_version(),
+        "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl,
         "nextpnr": {"seed": seed, "router": router},
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
