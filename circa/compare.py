@@ -69,13 +69,18 @@ def _write(path: Path, data: dict):
 def measure(name: str, directory: Path, *, build: bool = True, board: str = "ulx3s-85f",
             k: int, lanes: int, weight_bits: int, pwl_segments: int) -> Path:
     """Measure one ESE design into ``directory``, skipping every step already done for
-    its AccelConfig: cycles (Verilator), the board's bitstream (or its fit refusal),
-    Xilinx synthesis."""
+    its AccelConfig by this RTL version (results of a modified checkout are never reused):
+    cycles (Verilator), the board's bitstream (or its fit refusal), Xilinx synthesis."""
     from circa import ese
     from circa.boards import build as builder
     from circa.compiler.program import Program
 
-    if _read(directory / "measure.json") is None:
+    rtl = builder.rtl_version()
+
+    def fresh(record):
+        return record is not None and record.get("rtl") == rtl and not rtl.endswith("-dirty")
+
+    if not fresh(_read(directory / "measure.json")):
         r = ese.run(k=k, lanes=lanes, steps=2, weight_bits=weight_bits,
                     pwl_segments=pwl_segments, out=directory / "program")
         if not r["bit_exact"]:
@@ -85,7 +90,7 @@ def measure(name: str, directory: Path, *, build: bool = True, board: str = "ulx
             "name": name, "workload": WORKLOAD, "dense_macs_per_frame": ESE_DENSE_MACS,
             "cycles_per_frame": r["cycles_per_step"], "bit_exact": r["bit_exact"],
             "weight_bits": r["weight_bits"], "k": k, "lanes": lanes,
-            "weight_width": weight_bits, "rtl": builder.rtl_version(),
+            "weight_width": weight_bits, "rtl": rtl,
             "command": "circa compare"})
     if not build:
         return directory
@@ -93,16 +98,16 @@ def measure(name: str, directory: Path, *, build: bool = True, board: str = "ulx
     config = repr(Program.load(program).config)
     built = directory / "build"
     done = _read(built / "build_report.json") or _read(built / "fit.json")
-    if done is None or done["config"] != config:
+    if not fresh(done) or done["config"] != config:
         try:
             builder.build(program, board, out=built)
         except builder.FitError as e:
             progress.info(f"{name}: {e}")
             (built / "build_report.json").unlink(missing_ok=True)
             _write(built / "fit.json", {"fits": False, "board": board, "reason": str(e),
-                                        "config": config})
+                                        "config": config, "rtl": rtl})
     done = _read(directory / "xilinx" / "build_report.json")
-    if done is None or done["config"] != config:
+    if not fresh(done) or done["config"] != config:
         builder.build(program, "kcu105", out=directory / "xilinx")
     return directory
 

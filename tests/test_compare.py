@@ -126,3 +126,16 @@ def test_quick_demo_is_bit_exact_on_every_test_image(tmp_path, capsys):
     assert row["cycles_per_frame"] == sim["cycles_per_inference"] > 0
     assert row["accuracy"] == accuracy["rtl"]
     assert (tmp_path / "compare.png").exists() and report["build"] is None
+
+
+def test_cached_cycles_are_reused_only_for_the_same_clean_rtl(tmp_path, monkeypatch):
+    from circa import ese
+    runs = []
+    monkeypatch.setattr(ese, "run", lambda **kw: runs.append(kw) or {
+        "cycles_per_step": 100.0, "bit_exact": True, "weight_bits": 1})
+    design = dict(k=16, lanes=2, weight_bits=12, pwl_segments=16)
+    for rtl, measured in (("v1", 1), ("v1", 1), ("v2", 2), ("v2-dirty", 3), ("v2-dirty", 4)):
+        monkeypatch.setattr(build, "rtl_version", lambda: rtl)
+        compare.measure("d", tmp_path, build=False, **design)
+        assert len(runs) == measured, rtl
+    assert json.loads((tmp_path / "measure.json").read_text())["rtl"] == "v2-dirty"
