@@ -278,7 +278,7 @@ def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:
     """KCU105: yosys ``synth_xilinx`` figures for UltraScale and the Vivado project files.
     Vivado is not run here, so there is no bitstream and no Fmax."""
     from circa.boards import xilinx
-    program = Program.load(directory)
+    program, rtl = Program.load(directory), rtl_version()
     out = Path(out) if out else Path(directory) / "build-kcu105"
     with progress.step("Writing the Vivado project for the KCU105 (Vivado is not run)"):
         xilinx.vivado_project(program.config, None, out / "vivado", baud=baud or 1_000_000)
@@ -293,7 +293,7 @@ def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:
               "device_budget": {k: budget[k] for k in ("luts", "ffs", "dsps", "brams")},
               "budget_device": budget["name"], "synthesis": figures,
               "config": repr(program.config), "program": str(Path(directory).absolute()),
-              "rtl": rtl_version()}
+              "rtl": rtl}
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
 
