@@ -193,8 +193,8 @@ class Accelerator(wiring.Component):
         # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
         # DECODE; these follow a cycle later, in time for CHECK and EXECUTE.
         is_mvc, is_mvs, is_vector = Signal(), Signal(), Signal()
-        m.d.sync += [is_mvc.eq(op == Op.MVC), is_mvs.eq(op == Op.MVS),
-                     is_vector.eq(sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0)]
+        vector_op = sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0
+        m.d.sync += [is_mvc.eq(op == Op.MVC), is_mvs.eq(op == Op.MVS), is_vector.eq(vector_op)]
         inputs = Signal(13)                # beats the reader sends
         outputs = Signal(12)               # beats the writer stores
         m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
@@ -202,20 +202,26 @@ class Accelerator(wiring.Component):
         def fits(start, count):
             return (start >= 0) & (start + count <= cfg.act_depth)
 
-        legal, legal_r = Signal(), Signal()
-        m.d.comb += legal.eq(
-            Mux(is_mvc | is_mvs,
-                fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
-                & (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
+        # Legality in two registered steps (Fmax): the instruction's own fields in ADDRESS
+        # (decoded from `op`: the registered kind follows a cycle later), the operand
+        # ranges against the scratchpad in CHECK, from the addresses ADDRESS resolved.
+        op_mvc, op_mvs, op_vector = op == Op.MVC, op == Op.MVS, vector_op
+        fields_ok, fields_ok_r, legal, legal_r = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += fields_ok.eq(
+            Mux(op_mvc | op_mvs,
+                (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
                 & (ins.n <= cfg.engine.max_p)
                 & ((ins.c == 0) | fits(ins.c - 1, ins.n))
-                & Mux(is_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
+                & Mux(op_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
                       & (ins.w < cfg.engine.weight_depth),
                       (ins.w < cfg.sparse_depth) if cfg.sparse_engine else 0),
-                Mux(is_vector, fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
-                    & (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH)) | (ins.w < cfg.tables)),
+                Mux(op_vector,
+                    (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH)) | (ins.w < cfg.tables)),
                     (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)
                     | (op == Op.ADDA))))
+        m.d.comb += legal.eq(fields_ok_r & Mux(
+            is_mvc | is_mvs, fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2),
+            ~is_vector | (fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n))))
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
@@ -317,7 +323,7 @@ class Accelerator(wiring.Component):
             # Two registered steps before EXECUTE keep the address adders and the bounds
             # checks off the paths into the engines (Fmax, docs/boards.md).
             with m.State("ADDRESS"):
-                m.d.sync += resolve
+                m.d.sync += resolve + [fields_ok_r.eq(fields_ok)]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += legal_r.eq(legal)
