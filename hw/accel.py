@@ -193,8 +193,9 @@ class Accelerator(wiring.Component):
         # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
         # DECODE; these follow a cycle later, in time for CHECK and EXECUTE.
         is_mvc, is_mvs, is_vector = Signal(), Signal(), Signal()
-        vector_op = sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0
-        m.d.sync += [is_mvc.eq(op == Op.MVC), is_mvs.eq(op == Op.MVS), is_vector.eq(vector_op)]
+        op_mvc, op_mvs = op == Op.MVC, op == Op.MVS
+        op_vector = sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0
+        m.d.sync += [is_mvc.eq(op_mvc), is_mvs.eq(op_mvs), is_vector.eq(op_vector)]
         inputs = Signal(13)                # beats the reader sends
         outputs = Signal(12)               # beats the writer stores
         m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
@@ -205,7 +206,6 @@ class Accelerator(wiring.Component):
         # Legality in two registered steps (Fmax): the instruction's own fields in ADDRESS
         # (decoded from `op`: the registered kind follows a cycle later), the operand
         # ranges against the scratchpad in CHECK, from the addresses ADDRESS resolved.
-        op_mvc, op_mvs, op_vector = op == Op.MVC, op == Op.MVS, vector_op
         fields_ok, fields_ok_r, legal, legal_r = Signal(), Signal(), Signal(), Signal()
         m.d.comb += fields_ok.eq(
             Mux(op_mvc | op_mvs,
