@@ -21,7 +21,7 @@ from amaranth.build import Attrs
 from amaranth_boards.kcu105 import KCU105Platform
 from amaranth_boards.resources import UARTResource
 
-from circa.boards.build import run_tool, tool
+from circa.boards.build import AFTER_READ, run_tool, tool
 from circa.config import AccelConfig
 
 # Kintex UltraScale XCKU060 budget, from the Xilinx Kintex UltraScale FPGAs data sheet
@@ -32,7 +32,7 @@ XCKU060 = {"name": "XCKU060", "family": "xcu", "luts": 331_680, "ffs": 663_360,
            "dsps": 2_760, "brams": 1_080}
 
 TOOL = "yosys synth_xilinx -family xcu"
-SCRIPT = ("read_rtlil top.il\nproc\nsplitnets\n"                # see build.AFTER_READ
+SCRIPT = (f"read_rtlil top.il\n{AFTER_READ}\n"
           "synth_xilinx -family xcu -top top -flatten -noiopad\n"
           "tee -q -o stat.json stat -json\n")
 

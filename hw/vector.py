@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import AccelConfig
+from circa.hw.fanout import lane_copies
 from circa.hw.fft import round_saturate, shift_half
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
@@ -243,9 +244,10 @@ class VectorUnit(wiring.Component):
             with m.Default():
                 m.d.comb += [sel.eq(scalars[-1]), sel_empty.eq(empties[-1])]
         pwl_in = self.op == VectorOp.VPWL
-        lo, hi, empty, s0_pshift, s0_seg_shift = stage("s0_table", [
-            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty,
-            sel.shift, sel.seg_shift])
+        s0_pshift, s0_seg_shift = stage("s0_table", [sel.shift, sel.seg_shift])
+        # what every lane reads comes from a copy per group of lanes (hw/fanout.py)
+        bounds = lane_copies(stage, "s0_bounds", [
+            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k)
         s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
 
@@ -266,17 +268,20 @@ class VectorUnit(wiring.Component):
 
         # -- stage x: clamp. clip(a, lo, hi) = min(max(a, lo), hi), which is hi whenever
         # a > hi or lo > hi, else max(a, lo)
-        clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a)) for a in s0_a]
-        sx_valid, sx_op, sx_shift, sx_table, sx_pshift, sx_seg_shift = stage("sx", [
-            s0_valid, s0_op, s0_shift, s0_table, s0_pshift, s0_seg_shift])
+        clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a))
+                   for a, (lo, hi, empty) in zip(s0_a, bounds)]
+        sx_valid, sx_op, sx_shift, sx_table, sx_pshift = stage("sx", [
+            s0_valid, s0_op, s0_shift, s0_table, s0_pshift])
+        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [s0_seg_shift], k)
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", s0_b)
 
         # -- stage y: the segment shift y = x >> seg_shift ----------------------------------
-        sy_valid, sy_op, sy_shift, sy_table, sy_pshift = stage("sy", [
-            sx_valid, sx_op, sx_shift, sx_table, sx_pshift])
+        sy_valid, sy_op, sy_shift, sy_pshift = stage("sy", [
+            sx_valid, sx_op, sx_shift, sx_pshift])
+        sy_table = lane_copies(stage, "sy_table", [sx_table], k)
         sy_x, sy_b = stage("sy_x", xs), stage("sy_b", sx_b)
-        ys = stage("sy_y", [x >> sx_seg_shift for x in xs])
+        ys = stage("sy_y", [x >> seg_shift for x, (seg_shift,) in zip(xs, sx_seg_shift)])
         # segment index -> table address (the memory's read register is stage 1).
         # clip(y + segments/2, 0, segments - 1) with no adder or comparator: y + segments/2
         # is y with its bit seg_bits-1 inverted when y fits in seg_bits signed bits (the
@@ -285,10 +290,11 @@ class VectorUnit(wiring.Component):
             top = y[seg_bits - 1:]
             index = Mux(top.all() | ~top.any(), Cat(y[:seg_bits - 1], ~y[seg_bits - 1]),
                         Mux(y[-1], 0, segments - 1))
-            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sy_table))
+            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sy_table[lane][0]))
 
         # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
         s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sy_valid, sy_op, sy_shift, sy_pshift])
+        s1_lane_op = lane_copies(stage, "s1_op", [sy_op], k)
         s1_x = stage("s1_x", sy_x)
         s1_b = stage("s1_b", sy_b)
         # VSHL: a << min(shift, w-1) as an exact right shift of a << (w-1) (module docstring)
@@ -306,7 +312,7 @@ class VectorUnit(wiring.Component):
             x, b, entry = s1_x[lane], s1_b[lane], entries[lane].data
             mv = Signal(signed(SLOPE_WIDTH), name=f"m{lane}")
             cv = Signal(signed(ICEPT_WIDTH + 1), name=f"c{lane}")
-            with m.Switch(s1_op):
+            with m.Switch(s1_lane_op[lane][0]):
                 with m.Case(VectorOp.VADD):
                     m.d.comb += [mv.eq(1), cv.eq(b)]
                 with m.Case(VectorOp.VSUB):
@@ -336,10 +342,11 @@ class VectorUnit(wiring.Component):
         s2_valid, s2_s = stage("s2", [s1o_valid, s1o_s])
         s2_mul = stage("s2_mul", [x * mv for x, mv in zip(s1o_x, s1o_m)])
         s2_add = stage("s2_add", s1o_add)
-        s3_valid, s3_s = stage("s3", [s2_valid, s2_s])
+        s3_valid, = stage("s3", [s2_valid])
+        s3_s = lane_copies(stage, "s3_s", [s2_s], k)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
         s4_valid, = stage("s4", [s3_valid])
-        s4_half = stage("s4_half", [shift_half(v, s3_s) for v in s3_sum])
+        s4_half = stage("s4_half", [shift_half(v, s) for v, (s,) in zip(s3_sum, s3_s)])
         s5_valid, = stage("s5", [s4_valid])
         s5_y = stage("s5_y", [round_saturate(v, w) for v in s4_half])
         m.d.comb += self.o.valid.eq(s5_valid)

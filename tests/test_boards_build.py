@@ -108,3 +108,19 @@ def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_pa
     netlist = (tmp_path / "top.il").read_text()
     assert ("EHXPLLL" in netlist) == (tgt.device.family == "ecp5")
     assert top.divisor == round(tgt.freq_hz / tgt.baud)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
+def test_replicated_control_registers_survive_synthesis(tmp_path, keep):
+    """The vector unit of a k = 8 design registers its segment shift twice (one copy per 4
+    lanes); yosys merges the copies unless the build script marks them (hw/fanout.py)."""
+    from amaranth.back import rtlil
+    from circa.hw.fanout import KEEP_REPLICAS
+    from circa.hw.vector import VectorUnit
+    (tmp_path / "v.il").write_text(rtlil.convert(VectorUnit(AccelConfig(EngineConfig(k=8)))))
+    script = build.AFTER_READ if keep else build.AFTER_READ.replace(KEEP_REPLICAS, "")
+    wires = "w:*sx_seg_shift_replica*"
+    (tmp_path / "v.ys").write_text(
+        f"read_rtlil v.il\nhierarchy -top top\n{script}\nflatten\nopt -full\n"
+        f"select -assert-count {2 if keep else 1} {wires} %ci1:+[Q] {wires} %d\n")
+    build.run_tool([build.tool("yosys"), "-q", "v.ys"], tmp_path, "yosys.log")
