@@ -31,7 +31,7 @@ from circa import progress
 from circa.boards.targets import DEFAULT, Device, Target, target
 from circa.compiler.program import Program
 from circa.config import AccelConfig
-from circa.hw.fanout import KEEP_REPLICAS
+from circa.hw import hints
 
 #: Block RAM shapes (depth, width) the synthesis tools map memories onto.
 _BRAM_SHAPES = {"ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],
@@ -39,8 +39,8 @@ _BRAM_SHAPES = {"ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18)
 _LUTRAM_DEPTH = 32          # yosys keeps memories this shallow in LUT RAM (measured)
 #: Run before synthesis: without splitnets, abc9 can trip an assertion on duplicate wire
 #: names when mapping some designs (YosysHQ/yosys#4349; it did here on a vector unit);
-#: then keep the replicated control registers apart (circa.hw.fanout).
-AFTER_READ = f"proc\nsplitnets\n{KEEP_REPLICAS}"
+#: then the hints about the generated RTL (circa.hw.hints).
+AFTER_READ = f"proc\nsplitnets\n{hints.SCRIPT}"
 
 
 class FitError(ValueError):

@@ -11,10 +11,21 @@ import numpy as np
 import torch
 
 from circa import numerics as nx
-from circa.compiler.isa import Op
+from circa.compiler.isa import Op, ProgramError
 from circa.compiler.program import Program
 
 MAX_STEPS = 10_000_000      # instructions executed before a program is declared hung
+
+
+def check_overlap(pc: int, ins, dst: int, sources: dict):
+    """The hardware streams: a written range must equal or miss each range it reads while
+    writing (docs/isa.md, "Overlap"); the accelerator stops with ``error`` otherwise."""
+    for name, start in sources.items():
+        if start != dst and start < dst + ins.n and dst < start + ins.n:
+            raise ProgramError(
+                f"instruction {pc} ({ins.op.name}): its output [{dst}, {dst + ins.n}) partly "
+                f"overlaps its {name} [{start}, {start + ins.n}); the accelerator streams, so "
+                f"write in place (the same start) or to a range that does not touch it")
 
 
 def quantize_inputs(program: Program, x) -> torch.Tensor:
@@ -110,8 +121,11 @@ def run(program: Program, x, *, trace: dict | None = None,
                 flat = xin.reshape(n, -1) @ matrices[key].T
                 result = nx.narrow(flat, ins.s1, width).reshape(n, -1, k)
             if ins.c:           # the bias, added as the output is written
+                check_overlap(pc, ins, dst, {"bias": ins.c - 1})
                 result = nx.vadd(result, mem[:, ins.c - 1:ins.c - 1 + ins.n], width)
         else:
+            check_overlap(pc, ins, dst, {"a": a, **({"b": b} if op in (Op.VADD, Op.VSUB, Op.VMUL)
+                                                    else {})})
             va, vb = mem[:, a:a + ins.n], mem[:, b:b + ins.n]
             result = {
                 Op.VADD: lambda: nx.vadd(va, vb, width),

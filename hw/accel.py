@@ -16,8 +16,9 @@ last block is written. The MVM engines consume their whole input before they pro
 output and the vector unit writes block ``i`` after reading it, so in-place operations
 are safe.
 
-An instruction that is unknown or reaches outside a memory stops the run with ``error``
-set and ``pc`` naming it; nothing waits on anything that may not come.
+An instruction that is unknown, reaches outside a memory or writes a range that partly
+overlaps one it reads while writing (docs/isa.md) stops the run with ``error`` set and
+``pc`` naming it; nothing waits on anything that may not come.
 """
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ class Accelerator(wiring.Component):
         m.submodules.imem = imem = memory.Memory(shape=128, depth=cfg.imem_depth, init=code)
         imem_w, imem_r = imem.write_port(), imem.read_port()
         pad = img.get("scratchpad")
+        # Collision-free (circa.hw.hints): the host reads and writes only while stopped, an
+        # instruction's writes end before the next one's reads begin, and within one the
+        # legality check leaves no used read at the address being written (docs/isa.md).
         m.submodules.act = act = memory.Memory(
             shape=block, depth=cfg.act_depth,
             init=[] if pad is None else [[int(v) for v in word] for word in pad])
@@ -196,16 +200,21 @@ class Accelerator(wiring.Component):
         # The instruction's kind, registered: it fans out into every engine's handshake, so
         # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
         # DECODE; these follow a cycle later, in time for CHECK and EXECUTE.
-        is_mvc, is_mvs, is_vector = Signal(), Signal(), Signal()
+        is_mvc, is_mvs, is_vector, reads_b = Signal(), Signal(), Signal(), Signal()
         op_mvc, op_mvs = op == Op.MVC, op == Op.MVS
         op_vector = sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0
-        m.d.sync += [is_mvc.eq(op_mvc), is_mvs.eq(op_mvs), is_vector.eq(op_vector)]
+        m.d.sync += [is_mvc.eq(op_mvc), is_mvs.eq(op_mvs), is_vector.eq(op_vector),
+                     reads_b.eq((op == Op.VADD) | (op == Op.VSUB) | (op == Op.VMUL))]
         inputs = Signal(13)                # beats the reader sends
         outputs = Signal(12)               # beats the writer stores
         m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
 
         def fits(start, count):
             return (start >= 0) & (start + count <= cfg.act_depth)
+
+        def apart(start, other, count):
+            """Two ranges of ``count`` blocks are the same or disjoint (docs/isa.md)."""
+            return (start == other) | (start + count <= other) | (other + count <= start)
 
         # Legality in two registered steps (Fmax): the instruction's own fields in ADDRESS
         # (decoded from `op`: the registered kind follows a cycle later), the operand
@@ -224,8 +233,10 @@ class Accelerator(wiring.Component):
                     (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)
                     | (op == Op.ADDA))))
         m.d.comb += legal.eq(fields_ok_r & Mux(
-            is_mvc | is_mvs, fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2),
-            ~is_vector | (fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n))))
+            is_mvc | is_mvs, fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
+            & ((ins.c == 0) | apart(dst, ins.c - 1, ins.n)),
+            ~is_vector | (fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
+                          & apart(dst, src_a, ins.n) & (~reads_b | apart(dst, src_b, ins.n)))))
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width

@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import AccelConfig
-from circa.hw.fanout import lane_copies
+from circa.hw.hints import lane_copies
 from circa.hw.fft import round_saturate, shift_half
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
@@ -245,7 +245,7 @@ class VectorUnit(wiring.Component):
                 m.d.comb += [sel.eq(scalars[-1]), sel_empty.eq(empties[-1])]
         pwl_in = self.op == VectorOp.VPWL
         s0_pshift, s0_seg_shift = stage("s0_table", [sel.shift, sel.seg_shift])
-        # what every lane reads comes from a copy per group of lanes (hw/fanout.py)
+        # what every lane reads comes from a copy per group of lanes (hw/hints.py)
         bounds = lane_copies(stage, "s0_bounds", [
             Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k)
         s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])

@@ -113,9 +113,9 @@ def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_pa
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
 def test_replicated_control_registers_survive_synthesis(tmp_path, keep):
     """The vector unit of a k = 8 design registers its segment shift twice (one copy per 4
-    lanes); yosys merges the copies unless the build script marks them (hw/fanout.py)."""
+    lanes); yosys merges the copies unless the build script marks them (hw/hints.py)."""
     from amaranth.back import rtlil
-    from circa.hw.fanout import KEEP_REPLICAS
+    from circa.hw.hints import KEEP_REPLICAS
     from circa.hw.vector import VectorUnit
     (tmp_path / "v.il").write_text(rtlil.convert(VectorUnit(AccelConfig(EngineConfig(k=8)))))
     script = build.AFTER_READ if keep else build.AFTER_READ.replace(KEEP_REPLICAS, "")
@@ -124,3 +124,17 @@ def test_replicated_control_registers_survive_synthesis(tmp_path, keep):
         f"read_rtlil v.il\nhierarchy -top top\n{script}\nflatten\nopt -full\n"
         f"select -assert-count {2 if keep else 1} {wires} %ci1:+[Q] {wires} %d\n")
     build.run_tool([build.tool("yosys"), "-q", "v.ys"], tmp_path, "yosys.log")
+
+
+def test_scratchpad_reads_carry_no_collision_logic(tmp_path):
+    """The scratchpad never reads the address being written (docs/isa.md, "Overlap"), so
+    both its read ports are marked collision-free: no bypass after the block RAM."""
+    from amaranth.back import rtlil
+    from circa.hw.accel import Accelerator
+    (tmp_path / "a.il").write_text(rtlil.convert(Accelerator(TINY)))
+    reads = r"t:$memrd_v2 r:MEMID=\act %i"
+    (tmp_path / "a.ys").write_text(
+        f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n"
+        f"select -assert-count 2 {reads}\nselect -assert-count 2 {reads} r:COLLISION_X_MASK=1 %i\n"
+        f"select -assert-count 0 t:$memrd_v2 {reads} %d r:COLLISION_X_MASK=1 %i\n")
+    build.run_tool([build.tool("yosys"), "-q", "a.ys"], tmp_path, "yosys.log")

@@ -43,6 +43,39 @@ def test_illegal_instruction_stops_with_error(ins):
     assert status == [(1, 0)]                    # error at pc 0, and it did not hang
 
 
+OVERLAPS = [
+    isa.Instruction(isa.Op.VADD, dst=1, a=0, b=40, n=4),                  # dst partly over a
+    isa.Instruction(isa.Op.VMUL, dst=4, a=20, b=2, n=4),                  # dst partly over b
+    isa.Instruction(isa.Op.MVC, dst=10, n=2, m=1, c=12),                  # dst partly over bias
+]
+
+
+@pytest.mark.parametrize("ins", OVERLAPS, ids=["a", "b", "bias"])
+def test_partly_overlapping_output_is_refused(ins):
+    """The hardware streams, so an output that partly overlaps a range read while writing
+    would differ from the golden read-all-then-write: both refuse it (docs/isa.md)."""
+    _, program, x = compile_model("mlp", "dense", SMALL)
+    with pytest.raises(isa.ProgramError, match="partly overlaps"):
+        executor.run(illegal(program, ins), x[:1])
+    _, _, status = accel_amaranth.run(illegal(program, ins), x[:1])
+    assert status == [(1, 0)]
+
+
+def test_in_place_and_unread_overlaps_are_legal():
+    """In place (the same start) is legal, and so is any overlap with an operand the
+    instruction does not read (VRELU's b)."""
+    _, program, x = compile_model("mlp", "dense", SMALL)
+    x0 = program.input.address                                  # 3 blocks of input
+    code = [isa.Instruction(isa.Op.VADD, dst=x0, a=x0, b=x0, n=3),
+            isa.Instruction(isa.Op.VRELU, dst=x0 + 5, a=x0, b=x0 + 3, n=3),
+            isa.Instruction(isa.Op.HALT)]
+    output = dataclasses.replace(program.output, address=x0, blocks=8, features=8 * SMALL.k)
+    program = dataclasses.replace(program, instructions=code, tags=[""] * 3, output=output)
+    outputs, _, status = accel_amaranth.run(program, x[:2])
+    assert all(s == (0, 2) for s in status)
+    assert np.array_equal(outputs[:, 0], executor.run(program, x[:2]).numpy())
+
+
 def test_unknown_opcode_stops_with_error():
     _, program, x = compile_model("mlp", "dense", SMALL)
     bad = dataclasses.replace(program, instructions=[isa.Instruction(isa.Op.HALT)], tags=[""])

@@ -1,0 +1,49 @@
+"""What synthesis must be told about the generated RTL, and the yosys commands that tell it.
+
+**Replicated control registers** (Fmax). A per-beat control value that every lane reads
+(a shift amount, a clamp bound, an op code) is one register with a fanout of ``k``
+lanes' worth of LUTs. On a wide unit the lanes spread across the die and that one net's
+routing sets the clock (16 ns of a 18 ns path at k = 8 on the ECP5, docs/boards.md).
+:func:`lane_copies` registers the value once per :data:`LANES_PER_COPY` lanes instead,
+so that the placer can put each copy beside the lanes it feeds. Synthesis merges
+registers with the same input (yosys ``opt_merge``), even when their wires are marked
+``keep``; a ``keep`` on the flip-flop *cell* stops it: every copy is named with
+:data:`REPLICA` and :data:`KEEP_REPLICAS` marks their cells. Units of ``k <=
+LANES_PER_COPY`` lanes get one copy: nothing changes for small designs.
+
+**Collision-free memories.** A read port that is not transparent returns the old word
+when it reads the address being written in the same cycle; block RAMs do not promise
+that across ports, so yosys adds bypass registers and a multiplexer after the RAM's
+output (the slowest output in the design: an ECP5 block RAM's clock-to-out is 5.8 ns).
+Where the design never does such a read, :func:`collision_free` says so.
+
+``circa.boards`` runs :data:`SCRIPT` after reading the design (``hw/accel.py`` states
+which memories are collision-free and why).
+"""
+from __future__ import annotations
+
+REPLICA = "_replica"
+LANES_PER_COPY = 4
+#: yosys: mark the flip-flops driving any wire named ``*_replica*`` keep
+KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci1:+[Q] w:*{REPLICA}* %d"
+#: the accelerator's scratchpad: its ports never read the address written that cycle
+COLLISION_FREE = ("act",)
+
+
+def collision_free(memory: str) -> str:
+    """yosys: the read ports of every memory named ``memory`` may return anything when
+    they read the address being written in the same cycle (no bypass logic)."""
+    return f"setparam -set COLLISION_X_MASK 1 t:$memrd_v2 r:MEMID=\\{memory} %i"
+
+
+SCRIPT = "\n".join([KEEP_REPLICAS, *map(collision_free, COLLISION_FREE)])
+
+
+def lane_copies(register, name: str, values: list, k: int) -> list[list]:
+    """``values`` registered once per group of lanes; ``[copies for lane 0, ..., k - 1]``.
+
+    ``register(name, values) -> list of registers`` is the caller's pipeline register
+    (so the copies stall with the pipeline)."""
+    groups = [register(f"{name}{REPLICA}{g}", values)
+              for g in range(-(-k // LANES_PER_COPY))]
+    return [groups[lane // LANES_PER_COPY] for lane in range(k)]
