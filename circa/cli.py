@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
         "Train a digits LSTM, compress it to block-circulant form, quantize, compile, check "
         "it bit-exact in Verilator on every test image, build the ULX3S-85F bitstream and "
         "compare with the published FPGA baselines (about 8 minutes on 2 cores)."))
-    demo.add_argument("--k", type=int, default=4, help="block size (4..64, default 4)")
+    demo.add_argument("--k", type=int, default=4, help="block size (2..64, default 4)")
     demo.add_argument("--lanes", type=int, default=1, help="output blocks in parallel (default 1)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true",

@@ -15,7 +15,7 @@ from circa import numerics as nx
 
 def check_block_size(k):
     if k not in nx.BLOCK_SIZES:
-        raise ValueError(f"FFT size k must be a power of 2 from 4 to 64, not {k!r}")
+        raise ValueError(f"FFT size k must be a power of 2 from 2 to 64, not {k!r}")
 
 
 def check_width(name, value, lo=2, hi=nx.MAX_OPERAND_WIDTH):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-BLOCK_SIZES = (4, 8, 16, 32, 64)
+BLOCK_SIZES = (2, 4, 8, 16, 32, 64)
 MAX_OPERAND_WIDTH = 18  # one ECP5 MULT18X18D / DSP48 per real product
 TWIDDLE_WIDTH = 18
 TWIDDLE_FRAC = TWIDDLE_WIDTH - 1  # twiddles used are cos, sin of angles in (0, pi/2): |v| < 1

@@ -26,9 +26,13 @@ from circa.config import AccelConfig, EngineConfig
 
 
 def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int = 2048,
-                 act_depth: int = 4096, sparse_block: tuple = (4, 4)) -> AccelConfig:
+                 act_depth: int = 4096, sparse_block: tuple | None = None) -> AccelConfig:
+    """The compiler's default accelerator; ``sparse_block`` defaults to 4 x 4 (k x k for
+    k < 4)."""
     if not isinstance(bits, int) or not 8 <= bits <= 18:
         raise ValueError(f"--bits must be an integer from 8 to 18, not {bits!r}")
+    if sparse_block is None:
+        sparse_block = (min(4, k), min(4, k)) if isinstance(k, int) else (4, 4)
     return AccelConfig(EngineConfig(k=k, lanes=lanes, data_width=bits, weight_width=bits,
                                     max_q=min(256, weight_depth), weight_depth=weight_depth),
                        sparse_block=sparse_block, act_depth=act_depth, imem_depth=1024,

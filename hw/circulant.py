@@ -110,7 +110,7 @@ class BlockCirculantEngine(wiring.Component):
             weight_rd.append(rd)
 
         # -- run parameters, latched on start ------------------------------------------
-        last_q = Signal.like(self.q)      # q - 1, so that `last_j` is a compare, no adder
+        last_q = Signal.like(self.q)      # q - 1
         shift, out_shift = Signal.like(self.shift), Signal.like(self.out_shift)
         running = Signal()      # issuing MAC tokens
 
@@ -118,10 +118,12 @@ class BlockCirculantEngine(wiring.Component):
         first_group = Signal()
         j = Signal(range(cfg.max_q))
         waddr = Signal(range(cfg.weight_depth + 1))
-        last_j = j == last_q
-        last_token_in_flight = Signal()
-        bank_full = Signal()
-        bank_free = ~bank_full & ~last_token_in_flight
+        # `j == q - 1` and "the result bank is empty and no group's last token is on its
+        # way" are registers, computed from the next state a cycle ahead: they gate the
+        # FFT's ready, which the FFT pipeline and the accelerator's FIFO read on, so that
+        # chain starts at flip-flops (Fmax).
+        last_j = Signal()
+        bank_full, bank_free = Signal(), Signal(init=1)
         source_ok = ~first_group | fft.o.valid
         issue = Signal()
         m.d.comb += [
@@ -138,7 +140,8 @@ class BlockCirculantEngine(wiring.Component):
         # lanes that hold real output blocks in group g (the last group may be partial)
         remaining = Signal(range(cfg.max_p + 1))   # p - g*L
         with m.If(issue):
-            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)), waddr.eq(waddr + 1)]
+            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)), waddr.eq(waddr + 1),
+                         last_j.eq(Mux(last_j, last_q == 0, j + 1 == last_q))]
             with m.If(last_j):
                 m.d.sync += [first_group.eq(0), remaining.eq(remaining - L)]
                 with m.If(remaining <= L):
@@ -169,8 +172,6 @@ class BlockCirculantEngine(wiring.Component):
                      s2_valid.eq(s1b_valid), s2_first.eq(s1b_first), s2_last.eq(s1b_last),
                      s3_valid.eq(s2_valid), s3_first.eq(s2_first), s3_last.eq(s2_last),
                      s1b_lanes.eq(s1_lanes), s2_lanes.eq(s1b_lanes), s3_lanes.eq(s2_lanes)]
-        m.d.comb += last_token_in_flight.eq(s1_valid & s1_last | s1b_valid & s1b_last
-                                            | s2_valid & s2_last | s3_valid & s3_last)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
@@ -209,12 +210,17 @@ class BlockCirculantEngine(wiring.Component):
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
         lane_sel = Signal(range(max(L, 2)))
         to_ifft_ready = Signal()
+        bank_full_next = Signal()
+        m.d.comb += bank_full_next.eq(
+            s3_valid & s3_last | bank_full & ~(to_ifft_ready & (lane_sel == bank_lanes - 1)))
+        last_token_next = (issue & last_j | s1_valid & s1_last | s1b_valid & s1b_last
+                           | s2_valid & s2_last)
+        m.d.sync += [bank_full.eq(bank_full_next),
+                     bank_free.eq(~bank_full_next & ~last_token_next)]
         with m.If(s3_valid & s3_last):
-            m.d.sync += [bank_full.eq(1), bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
+            m.d.sync += [bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
         with m.Elif(bank_full & to_ifft_ready):
             m.d.sync += lane_sel.eq(lane_sel + 1)
-            with m.If(lane_sel == bank_lanes - 1):
-                m.d.sync += bank_full.eq(0)
         halves = []
         for n in range(k):
             chosen = Signal(acc_shape, name=f"chosen_{n}")
@@ -254,7 +260,7 @@ class BlockCirculantEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [last_q.eq(self.q - 1), shift.eq(self.shift),
                          out_shift.eq(self.out_shift),
-                         running.eq(1), first_group.eq(1), j.eq(0),
+                         running.eq(1), first_group.eq(1), j.eq(0), last_j.eq(self.q == 1),
                          waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
         return m

@@ -174,7 +174,7 @@ class RealFFT(PlanPipeline):
 
     Parameters
     ----------
-    k : block size, 4..64, a power of 2.
+    k : block size, 2..64, a power of 2.
     in_width : input sample width (signed).
     width : largest internal width (at most 18: columns are multiplier operands).
 

@@ -5,9 +5,9 @@ from circa.cli import main
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["demo", "--k", "12"], "FFT size k must be a power of 2 from 4 to 64, not 12"),
+    (["demo", "--k", "12"], "FFT size k must be a power of 2 from 2 to 64, not 12"),
     (["demo", "--lanes", "0"], "lanes must be an integer from 1 to 64, not 0"),
-    (["bench", "--k", "3"], "FFT size k must be a power of 2 from 4 to 64, not 3"),
+    (["bench", "--k", "3"], "FFT size k must be a power of 2 from 2 to 64, not 3"),
 ])
 def test_bad_parameters_exit_2_with_message(argv, message, capsys):
     assert main(argv) == 2

@@ -18,6 +18,7 @@ def random_problem(cfg, p, q, n, seed):
 
 
 @pytest.mark.parametrize("k, lanes, p, q", [
+    (2, 1, 3, 2),      # the smallest block: two real bins, no rotation
     (4, 1, 2, 1),      # one input block: every token is a group's first and last
     (8, 2, 3, 2),      # partial last group
     (8, 3, 5, 4),
@@ -46,7 +47,7 @@ def test_cycles_without_stalls():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(k=10), "FFT size k must be a power of 2 from 4 to 64, not 10"),
+    (dict(k=10), "FFT size k must be a power of 2 from 2 to 64, not 10"),
     (dict(lanes=0), "lanes must be an integer from 1 to 64, not 0"),
     (dict(weight_width=19), "weight width must be an integer from 2 to 18"),
     (dict(data_width=20), "data width must be an integer from 2 to 18"),

@@ -29,7 +29,7 @@ def simulate(dut, blocks, gap):
 
 @pytest.mark.parametrize("make", [lambda k: RealFFT(k), lambda k: RealFFT(k, 12, 16),
                                   lambda k: RealIFFT(k)], ids=["fft", "fft12", "ifft"])
-@pytest.mark.parametrize("k", [4, 8, 16, 32])
+@pytest.mark.parametrize("k", [2, 4, 8, 16, 32])
 def test_rtl_equals_model_with_backpressure(make, k):
     dut = make(k)
     rng = np.random.default_rng(k)
@@ -63,7 +63,7 @@ def test_latency_is_exact():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(k=12), "power of 2 from 4 to 64, not 12"),
+    (dict(k=12), "power of 2 from 2 to 64, not 12"),
     (dict(k=128), "not 128"),
     (dict(k=16, width=19), "FFT width must be an integer from 2 to 18"),
     (dict(k=16, in_width=20), "FFT input width must be an integer from 2 to 18"),
