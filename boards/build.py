@@ -83,8 +83,9 @@ def estimate(cfg: AccelConfig, device: Device) -> dict:
     brams = {path: bram_blocks(w, d, device.family) * max(1, ports)
              for path, w, d, ports in memories(cfg, device.family)}
     # LUT4 + 2 per carry cell after synth_ecp5 (measured, docs/boards.md): k = 4 / 1 lane
-    # 11.3 k, k = 16 / 2 lanes 51.4 k; the engine's lanes and the vector unit scale with k.
-    luts = round(2000 + 770 * cfg.k * (cfg.engine.lanes + 2))
+    # 11.3 k, k = 16 / 2 lanes 51.4 k at 16 bits; synth_ice40 at 8 bits, 1 lane: k = 2
+    # 4.2 k, k = 4 6.5 k. The engine's lanes and the vector unit scale with k and the width.
+    luts = round(2000 + 770 * cfg.k * (cfg.engine.lanes + 2) * cfg.engine.data_width / 16)
     return {"multipliers": multipliers(cfg)["total"], "brams": sum(brams.values()),
             "brams_by_memory": brams, "luts_estimate": luts}
 

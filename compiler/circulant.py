@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from circa import numerics as nx
+
 __all__ = [
     "ALLOWED_K",
     "check_k",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 #: Block sizes supported by the hardware FFT units.
-ALLOWED_K = (4, 8, 16, 32, 64)
+ALLOWED_K = nx.BLOCK_SIZES
 
 
 def check_k(k):

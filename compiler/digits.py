@@ -135,7 +135,7 @@ def to_circulant(model, k, epochs=20, x=None, y=None, lr=3e-2, seed=0):
     model : torch.nn.Module
         E.g. the output of :func:`train_mlp`.
     k : int
-        Block size, one of 4, 8, 16, 32, 64.
+        Block size, one of 2, 4, 8, 16, 32, 64.
     epochs : int, default 20
         Recovery epochs; 0 returns the bare projection.
     x : torch.Tensor, float32, shape (n, 64), optional

@@ -551,7 +551,7 @@ def parse_scheme(text):
     Parameters
     ----------
     text : str
-        ``"dense"``; ``"circulant:K"`` with K in 4, 8, 16, 32, 64; or
+        ``"dense"``; ``"circulant:K"`` with K in 2, 4, 8, 16, 32, 64; or
         ``"sparse:RxC:DENSITY"`` with positive integers R, C (block rows x
         block columns) and ``0 < DENSITY <= 1`` the fraction of blocks kept,
         e.g. ``"sparse:4x4:0.25"``.  Surrounding whitespace and the case of

@@ -194,8 +194,10 @@ class Accelerator(wiring.Component):
 
         dst = Signal(signed(19))
         src_a, src_b = Signal(signed(19)), Signal(signed(19))
+        bias = Signal(signed(11))          # an MVM's bias address, c - 1
         resolve = [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
-                   src_b.eq(address(ins.b_reg, ins.b))]      # registered in state ADDRESS
+                   src_b.eq(address(ins.b_reg, ins.b)),
+                   bias.eq(ins.c - 1)]                    # registered in state ADDRESS
         op = ins.op
         # The instruction's kind, registered: it fans out into every engine's handshake, so
         # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
@@ -234,7 +236,7 @@ class Accelerator(wiring.Component):
                     | (op == Op.ADDA))))
         m.d.comb += legal.eq(fields_ok_r & Mux(
             is_mvc | is_mvs, fits(dst, ins.n) & fits(src_a, ins.m) & fits(src_b, ins.m2)
-            & ((ins.c == 0) | apart(dst, ins.c - 1, ins.n)),
+            & ((ins.c == 0) | apart(dst, bias, ins.n)),
             ~is_vector | (fits(dst, ins.n) & fits(src_a, ins.n) & fits(src_b, ins.n)
                           & apart(dst, src_a, ins.n) & (~reads_b | apart(dst, src_b, ins.n)))))
 
@@ -250,7 +252,7 @@ class Accelerator(wiring.Component):
         m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < inbox.depth))
         part_a = Mux(is_vector | (sent < ins.m), src_a + sent, src_b + (sent - ins.m))
         m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)),
-                     rd_b.addr.eq(Mux(is_vector, src_b + sent, ins.c - 1 + taken))]
+                     rd_b.addr.eq(Mux(is_vector, src_b + sent, bias + taken))]
         m.d.sync += in_flight.eq(issue)
         with m.If(issue):
             m.d.sync += sent.eq(sent + 1)
