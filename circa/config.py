@@ -136,7 +136,7 @@ class AccelConfig:
     of the block-sparse engine (dense layers use it with every block present; ``c`` and
     ``r`` divide ``k``); ``act_depth`` scratchpad words of ``k`` activations;
     ``imem_depth`` instructions; ``sparse_depth`` non-zero blocks; ``tables`` PWL tables of
-    ``pwl_segments`` segments. ``sparse_engine = False`` leaves the block-sparse engine out
+    ``pwl_segments`` segments (0: no sigmoid or tanh, and a narrower vector unit). ``sparse_engine = False`` leaves the block-sparse engine out
     (its ``r * c`` multipliers, block RAMs and LUTs): a Program without MVS instructions
     does not need it, and an MVS then stops the run with ``error``.
     """
@@ -156,10 +156,12 @@ class AccelConfig:
                 and k % r == 0 and k % c == 0):
             raise ValueError(f"sparse_block must be (r, c) with r and c dividing k = {k}, "
                              f"not {self.sparse_block!r}")
-        for name in ("act_depth", "imem_depth", "sparse_depth", "tables"):
+        for name in ("act_depth", "imem_depth", "sparse_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= 1 << 16:
                 raise ValueError(f"{name} must be an integer from 1 to 65536, not {value!r}")
+        if not isinstance(self.tables, int) or not 0 <= self.tables <= 1 << 16:
+            raise ValueError(f"tables must be an integer from 0 to 65536, not {self.tables!r}")
         if self.pwl_segments not in (8, 16, 32, 64, 128):
             raise ValueError(f"pwl_segments must be a power of 2 from 8 to 128, "
                              f"not {self.pwl_segments!r}")

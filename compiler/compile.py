@@ -55,7 +55,7 @@ def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
     return dataclasses.replace(cfg, engine=engine, act_depth=pow2(len(program.scratchpad)),
                                imem_depth=pow2(len(program.instructions)),
                                sparse_depth=pow2(len(program.sparse_index)),
-                               tables=max(1, len(program.tables)),
+                               tables=len(program.tables),
                                sparse_engine=any(i.op == Op.MVS for i in mvms))
 
 

@@ -171,12 +171,12 @@ class VectorUnit(wiring.Component):
             "o": Out(stream.Signature(block)),
             "op": In(3),
             "shift": In(SHIFT_WIDTH),
-            "table": In(range(cfg.tables)),
+            "table": In(range(max(1, cfg.tables))),
             "t_en": In(1),
-            "t_addr": In(range(cfg.tables * cfg.pwl_segments)),
+            "t_addr": In(range(max(1, cfg.tables * cfg.pwl_segments))),
             "t_data": In(entry_layout()),
             "s_en": In(1),
-            "s_table": In(range(cfg.tables)),
+            "s_table": In(range(max(1, cfg.tables))),
             "s_data": In(scalar_layout(w)),
         })
 
@@ -236,13 +236,11 @@ class VectorUnit(wiring.Component):
         # The beat's table scalars are chosen here too, and the clamp bounds ahead of their
         # compares (only VPWL clamps; the other ops clamp to the full word range), with
         # lo > hi flagged: then both compares of the clamp run side by side in stage x.
-        sel, sel_empty = Signal(scalar_layout(w)), Signal()
+        sel, sel_empty = Signal(scalar_layout(w)), Signal()     # all 0 with no tables
         with m.Switch(self.table):
-            for n, (sc, e) in enumerate(zip(scalars[:-1], empties)):
-                with m.Case(n):
+            for n, (sc, e) in enumerate(zip(scalars, empties)):
+                with m.Case(n) if n < len(scalars) - 1 else m.Default():
                     m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
-            with m.Default():
-                m.d.comb += [sel.eq(scalars[-1]), sel_empty.eq(empties[-1])]
         pwl_in = self.op == VectorOp.VPWL
         s0_pshift, s0_seg_shift = stage("s0_table", [sel.shift, sel.seg_shift])
         # what every lane reads comes from a copy per group of lanes (hw/hints.py)
@@ -252,10 +250,10 @@ class VectorUnit(wiring.Component):
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
-        entries = []
+        entries, mem_addr = [], []      # each lane's table entry, read in stage 1
         lut_ram = (cfg.tables * segments <= 64
                    and str(getattr(platform, "family", "")).lower() != "ice40")
-        for lane in range(k):
+        for lane in range(k if cfg.tables else 0):
             # A few dozen 66-bit words would take two block RAMs per lane (ports are at
             # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
             mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init,
@@ -264,7 +262,8 @@ class VectorUnit(wiring.Component):
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.en.eq(self.t_en), wr.addr.eq(self.t_addr), wr.data.eq(self.t_data),
                          rd.en.eq(advance)]       # the read register is stage 1: it stalls too
-            entries.append(rd)
+            entries.append(rd.data)
+            mem_addr.append(rd.addr)
 
         # -- stage x: clamp. clip(a, lo, hi) = min(max(a, lo), hi), which is hi whenever
         # a > hi or lo > hi, else max(a, lo)
@@ -290,7 +289,8 @@ class VectorUnit(wiring.Component):
             top = y[seg_bits - 1:]
             index = Mux(top.all() | ~top.any(), Cat(y[:seg_bits - 1], ~y[seg_bits - 1]),
                         Mux(y[-1], 0, segments - 1))
-            m.d.comb += entries[lane].addr.eq(Cat(index[:seg_bits], sy_table[lane][0]))
+            if entries:
+                m.d.comb += mem_addr[lane].eq(Cat(index[:seg_bits], sy_table[lane][0]))
 
         # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
         s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sy_valid, sy_op, sy_shift, sy_pshift])
@@ -309,9 +309,10 @@ class VectorUnit(wiring.Component):
                 m.d.comb += s.eq(s1_pshift)
         mul, add = [], []
         for lane in range(k):
-            x, b, entry = s1_x[lane], s1_b[lane], entries[lane].data
-            mv = Signal(signed(SLOPE_WIDTH), name=f"m{lane}")
-            cv = Signal(signed(ICEPT_WIDTH + 1), name=f"c{lane}")
+            x, b = s1_x[lane], s1_b[lane]
+            # Operand widths: VMUL's b and VSHL's a << (w-1), or a table entry's if any.
+            mv = Signal(signed(max(w, SLOPE_WIDTH if entries else 0)), name=f"m{lane}")
+            cv = Signal(signed(max(2 * w, ICEPT_WIDTH if entries else 0) + 1), name=f"c{lane}")
             with m.Switch(s1_lane_op[lane][0]):
                 with m.Case(VectorOp.VADD):
                     m.d.comb += [mv.eq(1), cv.eq(b)]
@@ -326,7 +327,8 @@ class VectorUnit(wiring.Component):
                 with m.Case(VectorOp.VRELU):
                     m.d.comb += mv.eq(x >= 0)
                 with m.Case(VectorOp.VPWL):
-                    m.d.comb += [mv.eq(entry.slope), cv.eq(entry.icept)]
+                    if entries:
+                        m.d.comb += [mv.eq(entries[lane].slope), cv.eq(entries[lane].icept)]
             mul.append((x, mv))
             add.append(cv)
 
@@ -390,8 +392,9 @@ def model(cfg: AccelConfig, tables, op, a, b=None, shift=0, table=0) -> np.ndarr
             raise ValueError(f"op must be a VectorOp code 0..6, not {o}")
         if not 0 <= s < 1 << SHIFT_WIDTH:
             raise ValueError(f"shift must be from 0 to {(1 << SHIFT_WIDTH) - 1}, not {s}")
-        if not 0 <= t < cfg.tables:
-            raise ValueError(f"table must be from 0 to {cfg.tables - 1}, not {t}")
+        if o == VectorOp.VPWL and not 0 <= t < cfg.tables:
+            raise ValueError(f"table must be from 0 to {cfg.tables - 1}, not {t}"
+                             if cfg.tables else "VPWL needs a table; the unit has none")
         x, y = a[row], b[row]
         out[row] = {
             VectorOp.VADD: lambda: nx.vadd(x, y, w),

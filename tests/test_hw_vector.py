@@ -14,6 +14,7 @@ from circa.sim.streams import stream_get_n, stream_put
 
 CFG = AccelConfig(tables=4)                                              # k = 16, 16-bit words
 CFG8 = AccelConfig(engine=EngineConfig(k=8, data_width=12), tables=2)   # k = 8, 12-bit words
+CFG0 = AccelConfig(engine=EngineConfig(k=2, data_width=8), sparse_block=(2, 2), tables=0)
 
 
 def random_blocks(rng, n, k, width, extremes=0.2):
@@ -75,14 +76,15 @@ def shifts_for(op, rng, n, width):
     return rng.integers(0, 64, size=n)       # ignored by the op: any value must do
 
 
-@pytest.mark.parametrize("cfg", [CFG, CFG8], ids=["k16w16", "k8w12"])
+@pytest.mark.parametrize("cfg", [CFG, CFG8, CFG0], ids=["k16w16", "k8w12", "k2w8-no-tables"])
 @pytest.mark.parametrize("op", [op for op in VectorOp if op != VectorOp.VPWL])
 def test_simple_ops(cfg, op):
-    w, k, n = cfg.engine.data_width, cfg.k, 40
+    w, k = cfg.engine.data_width, cfg.k
+    n = max(40, 1280 // k)                   # enough words to reach the extremes
     rng = np.random.default_rng(10 * op + k)
     a, b = random_blocks(rng, n, k, w), random_blocks(rng, n, k, w)
     shifts = shifts_for(op, rng, n, w)
-    tables = rng.integers(0, cfg.tables, size=n)
+    tables = rng.integers(0, max(1, cfg.tables), size=n)
     dut = VectorUnit(cfg)
     y = simulate(dut, [op] * n, a, b, shifts, tables, seed=op)
     expected = dut.model(op, a, b, shifts, tables)
@@ -102,7 +104,8 @@ def sigmoid_tanh(width=16, segments=32):
 
 @pytest.mark.parametrize("cfg", [CFG, CFG8], ids=["k16w16", "k8w12"])
 def test_pwl(cfg):
-    w, k, n = cfg.engine.data_width, cfg.k, 40
+    w, k = cfg.engine.data_width, cfg.k
+    n = max(40, 1280 // k)                   # enough words to reach the extremes
     tabs = sigmoid_tanh(w, cfg.pwl_segments)
     rng = np.random.default_rng(k)
     # mostly inside the tables' range (all segments), some clamped
