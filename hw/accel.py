@@ -231,7 +231,8 @@ class Accelerator(wiring.Component):
                       & (ins.w < cfg.engine.weight_depth),
                       (ins.w < cfg.sparse_depth) if cfg.sparse_engine else 0),
                 Mux(op_vector,
-                    (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH)) | (ins.w < cfg.tables)),
+                    (ins.n != 0) & (((op != Op.VSIG) & (op != Op.VTANH))
+                                    | ((ins.w < cfg.tables) if cfg.tables else 0)),
                     (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)
                     | (op == Op.ADDA))))
         m.d.comb += legal.eq(fields_ok_r & Mux(

@@ -93,6 +93,30 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     assert report["nextpnr_utilisation"]["EHXPLLL"]["used"] == 1
 
 
+@pytest.mark.slow
+def test_bitstream_for_the_icebreaker(tmp_path, capsys):
+    """The iCEBreaker's bitstream: an MLP at k = 2, 8 bits, no PWL tables (ReLU only) fits
+    the iCE40UP5K at its 12 MHz board clock; figures from nextpnr-ice40's report."""
+    small = AccelConfig(EngineConfig(k=2, lanes=1, data_width=8, weight_width=8, max_q=64,
+                                     weight_depth=512), sparse_block=(2, 2), act_depth=256,
+                        imem_depth=16, sparse_depth=16, tables=0, sparse_engine=False)
+    _, program, _ = compile_model("mlp", "circulant:2", small)
+    _, program, _ = compile_model("mlp", "circulant:2", fitted_config(small, program))
+    assert program.config.tables == 0 and not program.config.sparse_engine
+    program.save(tmp_path / "program")
+    out = tmp_path / "build"
+    assert cli.main(["build", str(tmp_path / "program"), "--board", "icebreaker", "-o", str(out),
+                     "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["device"] == "iCE40UP5K" and Path(report["bitstream"]).name == "top.bin"
+    assert Path(report["bitstream"]).stat().st_size > 100_000
+    assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == 12
+    used = report["nextpnr_utilisation"]
+    assert 0 < used["ICESTORM_LC"]["used"] == report["luts"] <= ICE40UP5K.luts
+    assert report["dsps"] == report["estimate"]["multipliers"] <= ICE40UP5K.multipliers
+    assert 0 < report["brams"] <= ICE40UP5K.brams
+
+
 @pytest.mark.parametrize("board, clock_file, pins", [
     ("ulx3s-85f", "top.lpf", ["M1", "L4"]), ("ecpix5-85f", "top.lpf", ["R26", "R24"]),
     ("icebreaker", "top.pcf", ["6", "9"])])
