@@ -136,7 +136,8 @@ class AccelConfig:
     of the block-sparse engine (dense layers use it with every block present; ``c`` and
     ``r`` divide ``k``); ``act_depth`` scratchpad words of ``k`` activations;
     ``imem_depth`` instructions; ``sparse_depth`` non-zero blocks; ``tables`` PWL tables of
-    ``pwl_segments`` segments (0: no sigmoid or tanh, and a narrower vector unit). ``sparse_engine = False`` leaves the block-sparse engine out
+    ``pwl_segments`` segments (0: no sigmoid or tanh, and a narrower vector unit), each entry a
+``pwl_slope_width``-bit slope and a ``pwl_icept_width``-bit intercept. ``sparse_engine = False`` leaves the block-sparse engine out
     (its ``r * c`` multipliers, block RAMs and LUTs): a Program without MVS instructions
     does not need it, and an MVS then stops the run with ``error``.
     """
@@ -147,6 +148,8 @@ class AccelConfig:
     sparse_depth: int = 4096
     tables: int = 8
     pwl_segments: int = 32
+    pwl_slope_width: int = 18
+    pwl_icept_width: int = 48
     sparse_engine: bool = True
 
     def __post_init__(self):
@@ -165,6 +168,10 @@ class AccelConfig:
         if self.pwl_segments not in (8, 16, 32, 64, 128):
             raise ValueError(f"pwl_segments must be a power of 2 from 8 to 128, "
                              f"not {self.pwl_segments!r}")
+        check_width("pwl_slope_width", self.pwl_slope_width)
+        if not isinstance(self.pwl_icept_width, int) or not 2 <= self.pwl_icept_width <= 48:
+            raise ValueError(f"pwl_icept_width must be an integer from 2 to 48, "
+                             f"not {self.pwl_icept_width!r}")
         if not isinstance(self.sparse_engine, bool):
             raise ValueError(f"sparse_engine must be True or False, not {self.sparse_engine!r}")
 

@@ -39,10 +39,15 @@ def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int 
                        sparse_depth=8192)
 
 
+def _bits(tables_values) -> int:
+    """Signed bits that hold every value of every table (2 at least)."""
+    return max([2] + [int(v).bit_length() + 1 for values in tables_values for v in values])
+
+
 def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
     """``cfg`` with every memory cut to what ``program`` uses (powers of two, at least 16
-    deep; weights beyond 1024 deep in whole 1024-word rows of block RAM), so its bitstream
-    fits the smallest board it can."""
+    deep; weights beyond 1024 deep in whole 1024-word rows of block RAM; PWL entries as
+    wide as its tables' values), so its bitstream fits the smallest board it can."""
     from circa.compiler.isa import Op
     pow2 = lambda n: max(16, 1 << (max(n, 1) - 1).bit_length())
     rows = lambda n: pow2(n) if n <= 1024 else -(-n // 1024) * 1024
@@ -56,6 +61,8 @@ def fitted_config(cfg: AccelConfig, program) -> AccelConfig:
                                imem_depth=pow2(len(program.instructions)),
                                sparse_depth=pow2(len(program.sparse_index)),
                                tables=len(program.tables),
+                               pwl_slope_width=_bits(t.slope for t in program.tables),
+                               pwl_icept_width=_bits(t.icept for t in program.tables),
                                sparse_engine=any(i.op == Op.MVS for i in mvms))
 
 

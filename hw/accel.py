@@ -66,7 +66,8 @@ def host_data_width(cfg: AccelConfig) -> int:
     """Width of the host port's data field: the widest word it writes or reads."""
     k, e = cfg.k, cfg.engine
     r, c = cfg.sparse_block
-    return max(128, k * e.data_width, k * e.weight_width, 32 + r * c * e.weight_width, 66, 64)
+    return max(128, k * e.data_width, k * e.weight_width, 32 + r * c * e.weight_width,
+               cfg.pwl_slope_width + cfg.pwl_icept_width, 64)
 
 
 class _NoSparseEngine(BlockSparseEngine):

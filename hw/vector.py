@@ -51,9 +51,9 @@ from circa.hw.fft import round_saturate, shift_half
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
 
-SLOPE_WIDTH = nx.MAX_OPERAND_WIDTH   # one multiplier operand
+SLOPE_WIDTH = nx.MAX_OPERAND_WIDTH   # widest slope: one multiplier operand
 LUTRAM = {"ram_style": "distributed"}  # yosys memory_libmap: map to LUT RAM
-ICEPT_WIDTH = 48                     # in the product's format (see compiler/pwl.py)
+ICEPT_WIDTH = 48                     # widest intercept, in the product's format (compiler/pwl.py)
 SHIFT_WIDTH = 6                      # run-time shifts 0..63 (the ISA's s1 field)
 
 
@@ -68,9 +68,11 @@ class VectorOp(enum.IntEnum):
     VPWL = 6
 
 
-def entry_layout() -> data.StructLayout:
-    """One PWL segment: ``slope`` (18 bits) and ``icept`` (48 bits), both signed."""
-    return data.StructLayout({"slope": signed(SLOPE_WIDTH), "icept": signed(ICEPT_WIDTH)})
+def entry_layout(cfg: AccelConfig) -> data.StructLayout:
+    """One PWL segment: ``slope`` and ``icept``, signed, ``cfg.pwl_slope_width`` and
+    ``cfg.pwl_icept_width`` bits (at most 18 and 48)."""
+    return data.StructLayout({"slope": signed(cfg.pwl_slope_width),
+                              "icept": signed(cfg.pwl_icept_width)})
 
 
 def scalar_layout(data_width: int) -> data.StructLayout:
@@ -101,12 +103,15 @@ def check_tables(cfg: AccelConfig, tables) -> list[nx.PWLTable]:
             raise ValueError(f"PWL table {n} has {len(t.slope)} slopes and {len(t.icept)} "
                              f"intercepts; the unit needs cfg.pwl_segments = {cfg.pwl_segments} "
                              f"of each (fit it with segments={cfg.pwl_segments})")
-        for name, values, bits in (("slope", t.slope, SLOPE_WIDTH), ("intercept", t.icept, ICEPT_WIDTH)):
+        for name, values, field in (("slope", t.slope, "pwl_slope_width"),
+                                    ("intercept", t.icept, "pwl_icept_width")):
+            bits = getattr(cfg, field)
             lo, hi = nx.signed_range(bits)
             bad = [v for v in values if not lo <= v <= hi]
             if bad:
                 raise ValueError(f"PWL table {n}: every {name} must fit in {bits} signed bits "
-                                 f"[{lo}, {hi}], found {bad[0]}")
+                                 f"[{lo}, {hi}], found {bad[0]}; build with a larger "
+                                 f"AccelConfig.{field}")
         for name in ("seg_shift", "shift"):
             value = getattr(t, name)
             if not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << SHIFT_WIDTH:
@@ -125,7 +130,9 @@ class VectorUnit(wiring.Component):
     ----------
     cfg : AccelConfig
         ``k = cfg.k`` lanes of ``w = cfg.engine.data_width``-bit words; ``cfg.tables`` PWL
-        tables of ``cfg.pwl_segments`` segments.
+        tables of ``cfg.pwl_segments`` segments. With none, VPWL outputs 0 and the
+        operands are only as wide as VMUL and VSHL need (``w`` and ``2w`` bits, not a
+        table entry's slope and intercept).
     tables : list of PWLTable, optional
         Initial table contents (at most ``cfg.tables``; the rest output 0).
 
@@ -149,10 +156,10 @@ class VectorUnit(wiring.Component):
     Latency ``latency`` (9) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
-    Resources: ``k`` multipliers (18 x ``w``), ``k`` copies of the entry memory
-    (``cfg.tables * cfg.pwl_segments`` words of 66 bits: two ECP5 DP16KD per lane, as a
-    block RAM port is at most 36 bits wide, or LUT RAM up to 64 words) and ``cfg.tables``
-    sets of scalar registers.
+    Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
+    (``cfg.tables * cfg.pwl_segments`` words of slope + intercept bits, 66 at most: two
+    ECP5 DP16KD per lane, as a block RAM port is at most 36 bits wide, or LUT RAM up to 64
+    words) and ``cfg.tables`` sets of scalar registers.
     The model of the contract's ``vshl`` overflows int64 for ``shift > 63 - w``; this
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
@@ -174,7 +181,7 @@ class VectorUnit(wiring.Component):
             "table": In(range(max(1, cfg.tables))),
             "t_en": In(1),
             "t_addr": In(range(max(1, cfg.tables * cfg.pwl_segments))),
-            "t_data": In(entry_layout()),
+            "t_data": In(entry_layout(cfg)),
             "s_en": In(1),
             "s_table": In(range(max(1, cfg.tables))),
             "s_data": In(scalar_layout(w)),
@@ -254,9 +261,9 @@ class VectorUnit(wiring.Component):
         lut_ram = (cfg.tables * segments <= 64
                    and str(getattr(platform, "family", "")).lower() != "ice40")
         for lane in range(k if cfg.tables else 0):
-            # A few dozen 66-bit words would take two block RAMs per lane (ports are at
+            # A few dozen 50-66-bit words would take two block RAMs per lane (ports are at
             # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
-            mem = memory.Memory(shape=entry_layout(), depth=cfg.tables * segments, init=init,
+            mem = memory.Memory(shape=entry_layout(cfg), depth=cfg.tables * segments, init=init,
                                 attrs=LUTRAM if lut_ram else None)
             m.submodules[f"pwl{lane}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
@@ -311,8 +318,9 @@ class VectorUnit(wiring.Component):
         for lane in range(k):
             x, b = s1_x[lane], s1_b[lane]
             # Operand widths: VMUL's b and VSHL's a << (w-1), or a table entry's if any.
-            mv = Signal(signed(max(w, SLOPE_WIDTH if entries else 0)), name=f"m{lane}")
-            cv = Signal(signed(max(2 * w, ICEPT_WIDTH if entries else 0) + 1), name=f"c{lane}")
+            mv = Signal(signed(max(w, cfg.pwl_slope_width if entries else 0)), name=f"m{lane}")
+            cv = Signal(signed(max(2 * w, cfg.pwl_icept_width if entries else 0) + 1),
+                        name=f"c{lane}")
             with m.Switch(s1_lane_op[lane][0]):
                 with m.Case(VectorOp.VADD):
                     m.d.comb += [mv.eq(1), cv.eq(b)]

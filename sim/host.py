@@ -43,7 +43,8 @@ def load_program(program: Program) -> list[int]:
     for t, table in enumerate(program.tables):
         for s, (slope, icept) in enumerate(zip(table.slope, table.icept)):
             cmds.append(command(Host.WRITE_TABLE, t * segments + s,
-                                data=_signed_field(slope, 18) | (_signed_field(icept, 48) << 18)))
+                                data=_signed_field(slope, cfg.pwl_slope_width)
+                                | (_signed_field(icept, cfg.pwl_icept_width) << cfg.pwl_slope_width)))
         w = e.data_width
         scalars = (table.seg_shift | (table.shift << 6) | (_signed_field(table.lo, w) << 12)
                    | (_signed_field(table.hi, w) << (12 + w)))

@@ -1,5 +1,6 @@
 """`circa build`: the fit check before any tool runs, and (slow) a real bitstream for the
 smallest target with its report parsed from the tools."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -36,6 +37,24 @@ def test_fitted_config_cuts_memories_to_the_program():
     assert len(program.scratchpad) <= cfg.act_depth
     _, refit, _ = compile_model("mlp", "circulant:4", cfg)      # the same program fits it
     assert [str(i) for i in refit.instructions] == [str(i) for i in program.instructions]
+
+
+def test_fitted_config_sizes_the_activation_tables():
+    """An LSTM's tables set the PWL entry widths (here 18-bit slopes, ~30-bit intercepts,
+    not 48); an MLP has none (tables = 0)."""
+    _, program, _ = compile_model("lstm_proj", "circulant:4", TINY)
+    cfg = fitted_config(TINY, program)
+    assert cfg.tables == len(program.tables) == 3            # sigmoid, tanh, tanh
+    assert cfg.pwl_slope_width == 18 and 24 <= cfg.pwl_icept_width < 40
+    bits = lambda v: abs(v).bit_length() + 1
+    assert max(bits(v) for t in program.tables for v in t.icept) == cfg.pwl_icept_width
+    _, refit, _ = compile_model("lstm_proj", "circulant:4", cfg)  # the same tables fit it
+    refit.validate()
+    refit.config = dataclasses.replace(cfg, pwl_icept_width=cfg.pwl_icept_width - 2)
+    with pytest.raises(ValueError, match="wider than the accelerator's pwl_icept_width"):
+        refit.validate()
+    _, mlp, _ = compile_model("mlp", "circulant:4", TINY)
+    assert fitted_config(TINY, mlp).tables == 0
 
 
 def test_block_ram_estimate_names_the_memories():

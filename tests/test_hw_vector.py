@@ -102,8 +102,11 @@ def sigmoid_tanh(width=16, segments=32):
             fit("tanh", 8, 10, width=width, segments=segments)]
 
 
-@pytest.mark.parametrize("cfg", [CFG, CFG8], ids=["k16w16", "k8w12"])
+@pytest.mark.parametrize("cfg", [CFG, CFG8, dataclasses.replace(CFG8, pwl_icept_width=28)],
+                         ids=["k16w16", "k8w12", "k8w12-narrow-entries"])
 def test_pwl(cfg):
+    """Every table entry format: 18 + 48 bits, or as narrow as the tables allow (k8w12's
+    intercepts need 28 bits: the sums and the narrowing are narrower too)."""
     w, k = cfg.engine.data_width, cfg.k
     n = max(40, 1280 // k)                   # enough words to reach the extremes
     tabs = sigmoid_tanh(w, cfg.pwl_segments)
@@ -284,6 +287,7 @@ def table(**kw):
     ([table(slope=(0,) * 16, icept=(0,) * 16)], r"table 0 has 16 slopes .* cfg.pwl_segments = 32"),
     ([table(), table(slope=(2**17,) + (0,) * 31)], r"table 1: every slope must fit in 18 signed bits"),
     ([table(icept=(-2**47 - 1,) + (0,) * 31)], r"every intercept must fit in 48 signed bits"),
+    ([table(icept=(2**30,) + (0,) * 31)], r"intercept must fit in 30 .* larger AccelConfig.pwl_icept_width"),
     ([table(shift=64)], r"shift must be an integer from 0 to 63, not 64"),
     ([table(seg_shift=-1)], r"seg_shift must be an integer from 0 to 63, not -1"),
     ([table(lo=5, hi=4)], r"need -32768 <= lo <= hi <= 32767 .* lo = 5, hi = 4"),
@@ -291,8 +295,9 @@ def table(**kw):
     (["sigmoid"], r"must be a circa.numerics.PWLTable, not str"),
 ])
 def test_bad_tables(tables, message):
+    cfg = dataclasses.replace(CFG, pwl_icept_width=30) if "30" in message else CFG
     with pytest.raises(ValueError, match=message):
-        VectorUnit(CFG, tables)
+        VectorUnit(cfg, tables)
 
 
 def test_bad_parameters():
