@@ -28,12 +28,15 @@ from circa.config import AccelConfig, EngineConfig
 def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int = 2048,
                  act_depth: int = 4096, sparse_block: tuple | None = None) -> AccelConfig:
     """The compiler's default accelerator; ``sparse_block`` defaults to 4 x 4 (k x k for
-    k < 4)."""
+    k < 4). FFT words are 4 bits wider than the data, up to 18 (the per-stage shifts
+    absorb the FFT's growth; narrower data needs no 18-bit FFT)."""
     if not isinstance(bits, int) or not 8 <= bits <= 18:
         raise ValueError(f"--bits must be an integer from 8 to 18, not {bits!r}")
     if sparse_block is None:
         sparse_block = (min(4, k), min(4, k)) if isinstance(k, int) else (4, 4)
+    fft = min(18, bits + 4)
     return AccelConfig(EngineConfig(k=k, lanes=lanes, data_width=bits, weight_width=bits,
+                                    fft_width=fft, ifft_width=fft,
                                     max_q=min(256, weight_depth), weight_depth=weight_depth),
                        sparse_block=sparse_block, act_depth=act_depth, imem_depth=1024,
                        sparse_depth=8192)

@@ -506,7 +506,9 @@ def quantize(qnet: QuantNetwork, calib: np.ndarray) -> QuantNetwork:
         return frac_for(min(m, cap) if cap else m, fmt.data_width)
 
     def table(name, function, in_frac):
+        # slopes 2 bits wider than the data, as the outputs need, 18 at most
         qnet.tables[name] = pwl.fit(function, in_frac, act, width=fmt.data_width,
+                                    slope_bits=min(18, fmt.data_width + 2),
                                     segments=fmt.pwl_segments)
 
     x_frac = fr["input"]
