@@ -9,7 +9,7 @@ import pytest
 from circa import cli
 from circa.boards import build
 from circa.boards.targets import ICE40UP5K, LFE5U_85F, target
-from circa.compiler.compile import fitted_config
+from circa.compiler.compile import accel_config, fitted_config
 from circa.config import AccelConfig, EngineConfig
 from test_schedule import compile_model
 
@@ -114,14 +114,12 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bitstream_for_the_icebreaker(tmp_path, capsys):
-    """The iCEBreaker's bitstream: an MLP at k = 2, 8 bits, no PWL tables (ReLU only) fits
-    the iCE40UP5K at its 12 MHz board clock; figures from nextpnr-ice40's report."""
-    small = AccelConfig(EngineConfig(k=2, lanes=1, data_width=8, weight_width=8, max_q=64,
-                                     weight_depth=512), sparse_block=(2, 2), act_depth=256,
-                        imem_depth=16, sparse_depth=16, tables=0, sparse_engine=False)
-    _, program, _ = compile_model("mlp", "circulant:2", small)
-    _, program, _ = compile_model("mlp", "circulant:2", fitted_config(small, program))
-    assert program.config.tables == 0 and not program.config.sparse_engine
+    """The iCEBreaker's bitstream: an LSTM at k = 2, 8 bits (PWL entries sized to its
+    tables) fits the iCE40UP5K at its 12 MHz board clock; figures from nextpnr-ice40."""
+    small = accel_config(k=2, lanes=1, bits=8, weight_depth=1024, act_depth=512)
+    _, program, _ = compile_model("lstm_proj", "circulant:2", small)
+    _, program, _ = compile_model("lstm_proj", "circulant:2", fitted_config(small, program))
+    assert program.config.tables and program.config.pwl_slope_width == 10
     program.save(tmp_path / "program")
     out = tmp_path / "build"
     assert cli.main(["build", str(tmp_path / "program"), "--board", "icebreaker", "-o", str(out),
