@@ -136,10 +136,12 @@ class AccelConfig:
     of the block-sparse engine (dense layers use it with every block present; ``c`` and
     ``r`` divide ``k``); ``act_depth`` scratchpad words of ``k`` activations;
     ``imem_depth`` instructions; ``sparse_depth`` non-zero blocks; ``tables`` PWL tables of
-    ``pwl_segments`` segments (0: no sigmoid or tanh, and a narrower vector unit), each entry a
-``pwl_slope_width``-bit slope and a ``pwl_icept_width``-bit intercept. ``sparse_engine = False`` leaves the block-sparse engine out
-    (its ``r * c`` multipliers, block RAMs and LUTs): a Program without MVS instructions
-    does not need it, and an MVS then stops the run with ``error``.
+    ``pwl_segments`` segments (0: no sigmoid or tanh, and a narrower vector unit), each
+    entry a ``pwl_slope_width``-bit slope (at most 18: a multiplier operand) and a
+    ``pwl_icept_width``-bit intercept (at most 48). ``sparse_engine = False`` leaves the
+    block-sparse engine out (its ``r * c`` multipliers, block RAMs and LUTs): a Program
+    without MVS instructions does not need it, and an MVS then stops the run with
+    ``error``.
     """
     engine: EngineConfig = EngineConfig()
     sparse_block: tuple = (4, 4)

@@ -49,11 +49,9 @@ from circa.config import AccelConfig
 from circa.hw.hints import lane_copies
 from circa.hw.fft import round_saturate, shift_half
 
-__all__ = ["VectorOp", "VectorUnit", "model", "SLOPE_WIDTH", "ICEPT_WIDTH", "SHIFT_WIDTH"]
+__all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
 
-SLOPE_WIDTH = nx.MAX_OPERAND_WIDTH   # widest slope: one multiplier operand
 LUTRAM = {"ram_style": "distributed"}  # yosys memory_libmap: map to LUT RAM
-ICEPT_WIDTH = 48                     # widest intercept, in the product's format (compiler/pwl.py)
 SHIFT_WIDTH = 6                      # run-time shifts 0..63 (the ISA's s1 field)
 
 
@@ -69,8 +67,8 @@ class VectorOp(enum.IntEnum):
 
 
 def entry_layout(cfg: AccelConfig) -> data.StructLayout:
-    """One PWL segment: ``slope`` and ``icept``, signed, ``cfg.pwl_slope_width`` and
-    ``cfg.pwl_icept_width`` bits (at most 18 and 48)."""
+    """One PWL segment: ``slope`` and ``icept`` (in the product's format, compiler/pwl.py),
+    signed, ``cfg.pwl_slope_width`` and ``cfg.pwl_icept_width`` bits (at most 18 and 48)."""
     return data.StructLayout({"slope": signed(cfg.pwl_slope_width),
                               "icept": signed(cfg.pwl_icept_width)})
 
