@@ -66,11 +66,11 @@ class Program:
         for n, table in enumerate(self.tables):
             for what, values, field in (("slope", table.slope, "pwl_slope_width"),
                                         ("intercept", table.icept, "pwl_icept_width")):
-                bits = getattr(cfg, field)
-                if any(not -(1 << bits - 1) <= v < 1 << bits - 1 for v in values):
+                lo, hi = nx.signed_range(getattr(cfg, field))
+                if any(not lo <= v <= hi for v in values):
                     raise ValueError(f"PWL table {n} has a {what} wider than the "
-                                     f"accelerator's {field} = {bits} bits: the program was "
-                                     f"compiled for another AccelConfig")
+                                     f"accelerator's {field} = {getattr(cfg, field)} bits: "
+                                     f"the program was compiled for another AccelConfig")
         expected = (cfg.engine.lanes, cfg.engine.weight_depth, cfg.k)
         if self.circulant_weights.shape != expected:
             raise ValueError(f"circulant weight image is {self.circulant_weights.shape}, the "
