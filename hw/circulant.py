@@ -175,6 +175,7 @@ class BlockCirculantEngine(wiring.Component):
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
+        totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
             w = weights[lane]
@@ -194,46 +195,44 @@ class BlockCirculantEngine(wiring.Component):
                     m.d.sync += r.eq(prod)
                     regs.append((sign, r))
                 products.append(regs)
-            acc = []
             for n in range(k):
                 s = Signal(acc_shape, name=f"sum{lane}_{n}")
                 m.d.sync += s.eq(nx.sum_terms([r for _, r in products[n]],
                                               [(sign, i) for i, (sign, _) in enumerate(products[n])]))
                 a = Signal(acc_shape, name=f"acc{lane}_{n}")
-                total = Mux(s3_first, 0, a) + s
+                total = Signal(acc_shape, name=f"total{lane}_{n}")
+                m.d.comb += total.eq(Mux(s3_first, 0, a) + s)
                 with m.If(s3_valid):
                     m.d.sync += a.eq(total)
-                    with m.If(s3_last):
-                        m.d.sync += bank[lane][n].eq(total)
-                acc.append(a)
+                totals[lane].append(total)
 
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
-        lane_sel = Signal(range(max(L, 2)))
+        # The bank is a shift register towards lane 0, which alone feeds the IFFT: a group's
+        # last token loads every lane, then each beat moves the blocks one lane down, so no
+        # lane select fans out to every lane's k words (Fmax). It also shifts while empty
+        # (garbage moves through), so it only holds while the IFFT stalls a block: in the
+        # accelerator, whose output never stalls, the bank has no clock enable.
+        sent = Signal(range(max(L, 2)))         # beats of this bank taken by the IFFT
         to_ifft_ready = Signal()
         bank_full_next = Signal()
         m.d.comb += bank_full_next.eq(
-            s3_valid & s3_last | bank_full & ~(to_ifft_ready & (lane_sel == bank_lanes - 1)))
+            s3_valid & s3_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
         last_token_next = (issue & last_j | s1_valid & s1_last | s1b_valid & s1b_last
                            | s2_valid & s2_last)
         m.d.sync += [bank_full.eq(bank_full_next),
                      bank_free.eq(~bank_full_next & ~last_token_next)]
         with m.If(s3_valid & s3_last):
-            m.d.sync += [bank_lanes.eq(s3_lanes), lane_sel.eq(0)]
-        with m.Elif(bank_full & to_ifft_ready):
-            m.d.sync += lane_sel.eq(lane_sel + 1)
-        halves = []
-        for n in range(k):
-            chosen = Signal(acc_shape, name=f"chosen_{n}")
-            with m.Switch(lane_sel):
-                for lane in range(L - 1):
-                    with m.Case(lane):
-                        m.d.comb += chosen.eq(bank[lane][n])
-                with m.Default():
-                    m.d.comb += chosen.eq(bank[L - 1][n])
-            halves.append(shift_half(chosen, shift))
-        # Each run-time narrowing takes two registered steps, the barrel shift (after the
-        # lane mux) and the rounding and saturation, so that no path holds the lane mux, a
-        # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax).
+            m.d.sync += [bank_lanes.eq(s3_lanes), sent.eq(0)]
+            m.d.sync += [bank[lane][n].eq(totals[lane][n]) for lane in range(L) for n in range(k)]
+        with m.Elif(~bank_full | to_ifft_ready):
+            m.d.sync += [bank[lane][n].eq(bank[lane + 1][n])
+                         for lane in range(L - 1) for n in range(k)]
+            with m.If(bank_full):
+                m.d.sync += sent.eq(sent + 1)
+        halves = [shift_half(bank[0][n], shift) for n in range(k)]
+        # Each run-time narrowing takes two registered steps, the barrel shift and the
+        # rounding and saturation, so that no path holds a barrel shifter and a carry chain
+        # (or a butterfly, or the writer) (Fmax).
         to_ifft_valid, to_ifft, _ = narrow_stages(m, "to_ifft", bank_full, to_ifft_ready,
                                                ifft.i.ready, halves, cfg.ifft_width)
         m.d.comb += ifft.i.valid.eq(to_ifft_valid)
