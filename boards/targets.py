@@ -56,8 +56,8 @@ TARGETS = {t.name: t for t in [
     Target("ulx3s-25f", ULX3S_25F_Platform, LFE5U_25F, 50e6,
            note="ULX3S with the 25F: small configurations, CI's bitstream"),
     Target("ecpix5-85f", ECPIX585Platform, LFE5UM5G_85F, 50e6, note="LambdaConcept ECPIX-5 85F"),
-    Target("icebreaker", ICEBreakerPlatform, ICE40UP5K, 12e6,
-           note="1BitSquared iCEBreaker (iCE40UP5K), 12 MHz board clock"),
+    Target("icebreaker", ICEBreakerPlatform, ICE40UP5K, 24e6,
+           note="1BitSquared iCEBreaker (iCE40UP5K), 24 MHz from its 12 MHz oscillator"),
 ]}
 DEFAULT = "ulx3s-85f"
 

@@ -59,8 +59,8 @@ class BoardCore(wiring.Component):
 
 def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
     """EHXPLLL dividers for ``fout`` from ``fin`` (PFD 3.125-400 MHz, VCO 400-800 MHz),
-    the closest achievable frequency first: ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV",
-    "freq_hz"}``."""
+    the closest achievable frequency first, then the VCO nearest 600 MHz (as ecppll):
+    ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "freq_hz"}``."""
     best = None
     for clki in range(1, 129):
         pfd = fin_hz / clki
@@ -70,33 +70,63 @@ def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
             out = pfd * clkfb
             for clkop in range(1, 129):
                 if 400e6 <= out * clkop <= 800e6:
-                    error = abs(out - fout_hz)
+                    error = (abs(out - fout_hz), abs(out * clkop - 600e6))   # VCO mid-range
                     if best is None or error < best[0]:
                         best = (error, dict(CLKI_DIV=clki, CLKFB_DIV=clkfb, CLKOP_DIV=clkop,
                                             freq_hz=out))
-    if best is None or best[0] > 0.01 * fout_hz:
+    if best is None or best[0][0] > 0.01 * fout_hz:
         raise ValueError(f"the ECP5 PLL cannot make {fout_hz / 1e6:g} MHz from "
                          f"{fin_hz / 1e6:g} MHz; choose another --freq")
     return best[1]
 
 
+def ice40_pll(fin_hz: float, fout_hz: float) -> dict:
+    """SB_PLL40 dividers (feedback SIMPLE) for ``fout`` from ``fin`` (PFD 10-133 MHz, VCO
+    533-1066 MHz, output 16-275 MHz; the ranges and the loop filter setting are icepll's),
+    the closest achievable frequency first: ``{"DIVR", "DIVF", "DIVQ", "FILTER_RANGE",
+    "freq_hz"}``."""
+    best = None
+    for divr in range(16):
+        pfd = fin_hz / (divr + 1)
+        if not 10e6 <= pfd <= 133e6:
+            continue
+        for divf in range(128):
+            vco = pfd * (divf + 1)
+            if not 533e6 <= vco <= 1066e6:
+                continue
+            for divq in range(1, 7):
+                out = vco / 2 ** divq
+                error = abs(out - fout_hz)
+                if 16e6 <= out <= 275e6 and (best is None or error < best[0]):
+                    filter_range = 1 + sum(pfd >= f * 1e6 for f in (17, 26, 44, 66, 101))
+                    best = (error, dict(DIVR=divr, DIVF=divf, DIVQ=divq,
+                                        FILTER_RANGE=filter_range, freq_hz=out))
+    if best is None or best[0] > 0.01 * fout_hz:
+        raise ValueError(f"the iCE40 PLL cannot make {fout_hz / 1e6:g} MHz from "
+                         f"{fin_hz / 1e6:g} MHz (it makes 16 to 275 MHz); choose another --freq")
+    return best[1]
+
+
 class BoardTop(Elaboratable):
-    """The accelerator on a board: ``platform``'s default clock, through an ECP5 PLL to
-    ``freq_hz`` when the board's clock differs, a UART at ``baud``, LEDs 0-2 show done,
-    error and a heartbeat. ``freq_hz`` after construction is the frequency actually made."""
+    """The accelerator on a board: ``platform``'s default clock, through the family's PLL
+    (ECP5 EHXPLLL, iCE40 SB_PLL40_PAD) to ``freq_hz`` when the board's clock differs, a UART
+    at ``baud``, LEDs 0-2 show done, error and a heartbeat. ``freq_hz`` after construction
+    is the frequency actually made."""
+
+    PLLS = {"ecp5": ecp5_pll, "ice40": ice40_pll}
 
     def __init__(self, cfg: AccelConfig, images: dict | None = None, *, platform,
                  freq_hz: float, baud: int):
         self.cfg, self.images, self.baud = cfg, images, baud
         fin = platform.default_clk_frequency
-        self.pll = None
-        if platform.family == "ecp5" and abs(freq_hz - fin) > 1:
-            self.pll = ecp5_pll(fin, freq_hz)
+        self.pll, self.family = None, platform.family.lower()   # "ecp5", "ice40"
+        if abs(freq_hz - fin) > 1:
+            if self.family not in self.PLLS:
+                raise ValueError(f"{type(platform).__name__} runs at its {fin / 1e6:g} MHz "
+                                 f"clock; --freq {freq_hz / 1e6:g} MHz needs a PLL circa does "
+                                 "not drive for this family yet")
+            self.pll = self.PLLS[self.family](fin, freq_hz)
             freq_hz = self.pll["freq_hz"]
-        elif abs(freq_hz - fin) > 1:
-            raise ValueError(f"{type(platform).__name__} runs at its {fin / 1e6:g} MHz clock; "
-                             f"--freq {freq_hz / 1e6:g} MHz needs a PLL circa does not drive "
-                             "for this family yet")
         self.freq_hz = freq_hz
         self.divisor = round(freq_hz / baud)
         if abs(freq_hz / self.divisor - baud) > 0.02 * baud:
@@ -106,14 +136,15 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
-        m.submodules.clk_buf = clk = io.Buffer("i", platform.request(platform.default_clk,
-                                                                       dir="-"))
+        pad = platform.request(platform.default_clk, dir="-")
         sys_clk = Signal()                      # constrainable (a ClockSignal is not)
         m.d.comb += ClockSignal("sync").eq(sys_clk)
-        if self.pll is None:
+        p, locked = self.pll, Signal()
+        if p is None:
+            m.submodules.clk_buf = clk = io.Buffer("i", pad)
             m.d.comb += sys_clk.eq(clk.i)
-        else:
-            p, locked = self.pll, Signal()
+        elif self.family == "ecp5":
+            m.submodules.clk_buf = clk = io.Buffer("i", pad)
             m.submodules.pll = Instance(
                 "EHXPLLL",
                 p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -125,6 +156,14 @@ class BoardTop(Elaboratable):
                 i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0,
                 i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_LOCK=locked)
+        else:   # the iCE40's PLL takes its clock straight from the pad (no input buffer)
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
+                p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
+                p_FILTER_RANGE=p["FILTER_RANGE"],
+                i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=sys_clk, o_LOCK=locked)
+        if p is not None:
             m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="sync")
             platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
 

@@ -9,6 +9,7 @@ import pytest
 from circa import cli
 from circa.boards import build
 from circa.boards.targets import ICE40UP5K, LFE5U_85F, target
+from circa.boards.top import ecp5_pll, ice40_pll
 from circa.compiler.compile import accel_config, fitted_config
 from circa.config import AccelConfig, EngineConfig
 from test_schedule import compile_model
@@ -115,7 +116,8 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
 @pytest.mark.slow
 def test_bitstream_for_the_icebreaker(tmp_path, capsys):
     """The iCEBreaker's bitstream: an LSTM at k = 2, 8 bits (PWL entries sized to its
-    tables) fits the iCE40UP5K at its 12 MHz board clock; figures from nextpnr-ice40."""
+    tables) fits the iCE40UP5K at 24 MHz (its PLL from the 12 MHz board clock); figures from
+    nextpnr-ice40."""
     small = accel_config(k=2, lanes=1, bits=8, weight_depth=1024, act_depth=512)
     _, program, _ = compile_model("lstm_proj", "circulant:2", small)
     _, program, _ = compile_model("lstm_proj", "circulant:2", fitted_config(small, program))
@@ -127,8 +129,9 @@ def test_bitstream_for_the_icebreaker(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["device"] == "iCE40UP5K" and Path(report["bitstream"]).name == "top.bin"
     assert Path(report["bitstream"]).stat().st_size > 100_000
-    assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == 12
+    assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == 24
     used = report["nextpnr_utilisation"]
+    assert used["ICESTORM_PLL"]["used"] == 1
     assert 0 < used["ICESTORM_LC"]["used"] == report["luts"] <= ICE40UP5K.luts
     assert report["dsps"] == report["estimate"]["multipliers"] <= ICE40UP5K.multipliers
     assert 0 < report["brams"] <= ICE40UP5K.brams
@@ -138,7 +141,8 @@ def test_bitstream_for_the_icebreaker(tmp_path, capsys):
     ("ulx3s-85f", "top.lpf", ["M1", "L4"]), ("ecpix5-85f", "top.lpf", ["R26", "R24"]),
     ("icebreaker", "top.pcf", ["6", "9"])])
 def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_path):
-    """The board top elaborates on every target: UART pins, clock (PLL on the ECP5s)."""
+    """The board top elaborates on every target: UART pins, clock (through the PLL: every
+    target's default clock differs from its oscillator's)."""
     from circa.boards.top import BoardTop
     tgt = target(board)
     platform = tgt.make_platform()
@@ -147,8 +151,23 @@ def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_pa
     constraints = (tmp_path / clock_file).read_text()
     assert all(pin in constraints for pin in pins)
     netlist = (tmp_path / "top.il").read_text()
-    assert ("EHXPLLL" in netlist) == (tgt.device.family == "ecp5")
+    assert {"ecp5": "EHXPLLL", "ice40": "SB_PLL40_PAD"}[tgt.device.family] in netlist
     assert top.divisor == round(tgt.freq_hz / tgt.baud)
+
+
+@pytest.mark.parametrize("pll, fin, fout, dividers", [
+    (ecp5_pll, 25e6, 50e6, dict(CLKI_DIV=1, CLKFB_DIV=2, CLKOP_DIV=12, freq_hz=50e6)),
+    # icepll -i 12 -o 100: DIVR 0, DIVF 66, DIVQ 3, FILTER_RANGE 1, 100.5 MHz
+    (ice40_pll, 12e6, 100e6, dict(DIVR=0, DIVF=66, DIVQ=3, FILTER_RANGE=1, freq_hz=100.5e6)),
+    (ice40_pll, 12e6, 24e6, dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1, freq_hz=24e6))])
+def test_pll_dividers(pll, fin, fout, dividers):
+    assert pll(fin, fout) == dividers
+
+
+def test_a_clock_the_pll_cannot_make_is_refused():
+    with pytest.raises(ValueError, match="the iCE40 PLL cannot make 10 MHz from 12 MHz "
+                                         r"\(it makes 16 to 275 MHz\); choose another --freq"):
+        ice40_pll(12e6, 10e6)
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
