@@ -27,6 +27,7 @@ from circa import numerics as nx
 from circa.config import EngineConfig
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
                           pipeline_register, shift_half)
+from circa.hw.hints import REPLICA
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -105,8 +106,16 @@ class BlockCirculantEngine(wiring.Component):
                                 init=[[int(v) for v in word] for word in self._weights[lane]])
             m.submodules[f"weights{lane}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.en.eq(self.w_en & (self.w_lane == lane)), wr.addr.eq(self.w_addr),
-                         wr.data.eq(self.w_data)]
+            # Host writes are registered once per lane, as replicas (hw/hints.py), so that each
+            # lane's block RAMs are written from registers placed beside them: one register
+            # driving every lane's RAMs across the die was the k = 8 design's critical path
+            # (Fmax). A write lands a cycle later, which the host cannot see.
+            w_en = Signal(name=f"w_en{REPLICA}{lane}")
+            w_addr = Signal.like(self.w_addr, name=f"w_addr{REPLICA}{lane}")
+            w_data = Signal(wr.data.shape(), name=f"w_data{REPLICA}{lane}")
+            m.d.sync += [w_en.eq(self.w_en & (self.w_lane == lane)), w_addr.eq(self.w_addr),
+                         w_data.eq(self.w_data)]
+            m.d.comb += [wr.en.eq(w_en), wr.addr.eq(w_addr), wr.data.eq(w_data)]
             weight_rd.append(rd)
 
         # -- run parameters, latched on start ------------------------------------------
@@ -158,8 +167,13 @@ class BlockCirculantEngine(wiring.Component):
         # -- S1b: operands registered, so the memories' outputs and the multipliers are on
         # separate paths (the multipliers' input registers); S2: real products; S3: complex
         # sums, exact ------------------------------------------------------------------------
-        x = [Signal(signed(cfg.fft_out_width), name=f"x{n}") for n in range(k)]
-        m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
+        # The input spectrum is registered once per lane (replicas, hw/hints.py): each lane's
+        # multipliers take it from registers beside them, not from one register per bin
+        # routed to every lane (Fmax).
+        x_bins = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
+        xs = [[Signal(signed(cfg.fft_out_width), name=f"x{REPLICA}{lane}_{n}") for n in range(k)]
+              for lane in range(L)]
+        m.d.sync += [xs[lane][n].eq(x_bins[n]) for lane in range(L) for n in range(k)]
         weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
                    for lane in range(L)]
         m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
@@ -178,7 +192,7 @@ class BlockCirculantEngine(wiring.Component):
         totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
-            w = weights[lane]
+            x, w = xs[lane], weights[lane]
             products = []
             for n in range(k):
                 # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 REPLICA = "_replica"
 LANES_PER_COPY = 4
-#: yosys: mark the flip-flops driving any wire named ``*_replica*`` keep
-KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci1:+[Q] w:*{REPLICA}* %d"
+#: yosys: mark the flip-flops driving any wire named ``*_replica*`` keep (through any
+#: wires it is an alias of: a register that feeds a memory port takes the port's name)
+KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci*:+[Q] t:* %i"
 #: the accelerator's scratchpad: its ports never read the address written that cycle
 COLLISION_FREE = ("act",)
 

@@ -170,20 +170,33 @@ def test_a_clock_the_pll_cannot_make_is_refused():
         ice40_pll(12e6, 10e6)
 
 
+def _vector_unit():
+    from circa.hw.vector import VectorUnit
+    return VectorUnit(AccelConfig(EngineConfig(k=8)))
+
+
+def _circulant_engine():
+    from circa.hw.circulant import BlockCirculantEngine
+    return BlockCirculantEngine(EngineConfig(k=8, lanes=4, max_q=8, weight_depth=32))
+
+
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
-def test_replicated_control_registers_survive_synthesis(tmp_path, keep):
-    """The vector unit of a k = 8 design registers its segment shift twice (one copy per 4
-    lanes); yosys merges the copies unless the build script marks them (hw/hints.py)."""
+@pytest.mark.parametrize("unit, register, copies", [
+    (_vector_unit, "sx_seg_shift", 2),      # one segment shift per 4 of the 8 lanes
+    (_circulant_engine, "w_data", 4)],      # host write data, one register per lane
+    ids=["vector-control", "engine-weight-writes"])
+def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, copies):
+    """Registers replicated for fanout (hw/hints.py) stay apart through synthesis; yosys
+    merges the copies unless the build script marks them."""
     from amaranth.back import rtlil
     from circa.hw.hints import KEEP_REPLICAS
-    from circa.hw.vector import VectorUnit
-    (tmp_path / "v.il").write_text(rtlil.convert(VectorUnit(AccelConfig(EngineConfig(k=8)))))
+    (tmp_path / "u.il").write_text(rtlil.convert(unit()))
     script = build.AFTER_READ if keep else build.AFTER_READ.replace(KEEP_REPLICAS, "")
-    wires = "w:*sx_seg_shift_replica*"
-    (tmp_path / "v.ys").write_text(
-        f"read_rtlil v.il\nhierarchy -top top\n{script}\nflatten\nopt -full\n"
-        f"select -assert-count {2 if keep else 1} {wires} %ci1:+[Q] {wires} %d\n")
-    build.run_tool([build.tool("yosys"), "-q", "v.ys"], tmp_path, "yosys.log")
+    wires = f"w:*{register}_replica*"
+    (tmp_path / "u.ys").write_text(
+        f"read_rtlil u.il\nhierarchy -top top\n{script}\nflatten\nopt -full\n"
+        f"select -assert-count {copies if keep else 1} {wires} %ci*:+[Q] t:* %i\n")
+    build.run_tool([build.tool("yosys"), "-q", "u.ys"], tmp_path, "yosys.log")
 
 
 def test_scratchpad_reads_carry_no_collision_logic(tmp_path):
