@@ -10,7 +10,8 @@
 cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the pins.
 """
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
+                          ResetSignal, Signal)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -164,7 +165,20 @@ class BoardTop(Elaboratable):
                 i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=sys_clk, o_LOCK=locked)
         if p is not None:
-            m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="sync")
+            # Reset until the PLL locks, released in step with the clock ("por" holds only
+            # the synchronizer). On the ECP5 it reaches every flip-flop's LSR pin through a
+            # global network (DCCA): as a fabric net of some 20,000 loads it was the most
+            # congested net of the k = 16 design (nextpnr promotes only the clock itself).
+            m.domains.por = ClockDomain("por", local=True)
+            m.d.comb += ClockSignal("por").eq(sys_clk)
+            m.submodules.reset_sync = cdc.ResetSynchronizer(~locked, domain="por")
+            rst = Signal()
+            m.d.comb += ResetSignal("sync").eq(rst)
+            if self.family == "ecp5":
+                m.submodules.reset_buf = Instance("DCCA", i_CLKI=ResetSignal("por"), i_CE=1,
+                                                  o_CLKO=rst)
+            else:                               # nextpnr-ice40 promotes resets itself
+                m.d.comb += rst.eq(ResetSignal("por"))
             platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
 
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
