@@ -167,13 +167,8 @@ class BlockCirculantEngine(wiring.Component):
         # -- S1b: operands registered, so the memories' outputs and the multipliers are on
         # separate paths (the multipliers' input registers); S2: real products; S3: complex
         # sums, exact ------------------------------------------------------------------------
-        # The input spectrum is registered once per lane (replicas, hw/hints.py): each lane's
-        # multipliers take it from registers beside them, not from one register per bin
-        # routed to every lane (Fmax).
-        x_bins = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
-        xs = [[Signal(signed(cfg.fft_out_width), name=f"x{REPLICA}{lane}_{n}") for n in range(k)]
-              for lane in range(L)]
-        m.d.sync += [xs[lane][n].eq(x_bins[n]) for lane in range(L) for n in range(k)]
+        x = [Signal(signed(cfg.fft_out_width), name=f"x{n}") for n in range(k)]
+        m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
         weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
                    for lane in range(L)]
         m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
@@ -192,7 +187,7 @@ class BlockCirculantEngine(wiring.Component):
         totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
-            x, w = xs[lane], weights[lane]
+            w = weights[lane]
             products = []
             for n in range(k):
                 # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real
