@@ -106,16 +106,18 @@ class BlockCirculantEngine(wiring.Component):
                                 init=[[int(v) for v in word] for word in self._weights[lane]])
             m.submodules[f"weights{lane}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
-            # Host writes are registered once per lane, as replicas (hw/hints.py), so that each
-            # lane's block RAMs are written from registers placed beside them: one register
-            # driving every lane's RAMs across the die was the k = 8 design's critical path
-            # (Fmax). A write lands a cycle later, which the host cannot see.
-            w_en = Signal(name=f"w_en{REPLICA}{lane}")
-            w_addr = Signal.like(self.w_addr, name=f"w_addr{REPLICA}{lane}")
-            w_data = Signal(wr.data.shape(), name=f"w_data{REPLICA}{lane}")
-            m.d.sync += [w_en.eq(self.w_en & (self.w_lane == lane)), w_addr.eq(self.w_addr),
-                         w_data.eq(self.w_data)]
-            m.d.comb += [wr.en.eq(w_en), wr.addr.eq(w_addr), wr.data.eq(w_data)]
+            write = [self.w_en & (self.w_lane == lane), self.w_addr, self.w_data]
+            if L > 1:
+                # Host writes are registered once per lane, as replicas (hw/hints.py), so that
+                # each lane's block RAMs are written from registers placed beside them: one
+                # register driving every lane's RAMs across the die was the k = 8 design's
+                # critical path (Fmax). A write lands a cycle later, which the host cannot see.
+                regs = [Signal(name=f"w_en{REPLICA}{lane}"),
+                        Signal.like(self.w_addr, name=f"w_addr{REPLICA}{lane}"),
+                        Signal(wr.data.shape(), name=f"w_data{REPLICA}{lane}")]
+                m.d.sync += [r.eq(v) for r, v in zip(regs, write)]
+                write = regs
+            m.d.comb += [wr.en.eq(write[0]), wr.addr.eq(write[1]), wr.data.eq(write[2])]
             weight_rd.append(rd)
 
         # -- run parameters, latched on start ------------------------------------------
