@@ -60,7 +60,7 @@ class BoardCore(wiring.Component):
 
 def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
     """EHXPLLL dividers for ``fout`` from ``fin`` (PFD 3.125-400 MHz, VCO 400-800 MHz),
-    the closest achievable frequency first, then the VCO nearest 600 MHz (as ecppll):
+    the closest achievable frequency first, then the VCO nearest mid-range, 600 MHz:
     ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "freq_hz"}``."""
     best = None
     for clki in range(1, 129):
@@ -83,7 +83,7 @@ def ecp5_pll(fin_hz: float, fout_hz: float) -> dict:
 
 def ice40_pll(fin_hz: float, fout_hz: float) -> dict:
     """SB_PLL40 dividers (feedback SIMPLE) for ``fout`` from ``fin`` (PFD 10-133 MHz, VCO
-    533-1066 MHz, output 16-275 MHz; the ranges and the loop filter setting are icepll's),
+    533-1066 MHz, output 16-275 MHz, loop filter by PFD as IceStorm's icepll; not checked against icepll here),
     the closest achievable frequency first: ``{"DIVR", "DIVF", "DIVQ", "FILTER_RANGE",
     "freq_hz"}``."""
     best = None
