@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import EngineConfig
+from circa.hw.dsp import product
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
                           pipeline_register, shift_half)
 from circa.hw.hints import REPLICA
@@ -167,14 +168,9 @@ class BlockCirculantEngine(wiring.Component):
                      s1_lanes.eq(Mux(remaining < L, remaining, L))]
 
         # -- S1b: operands registered, so the memories' outputs and the multipliers are on
-        # separate paths (the multipliers' input registers); S2: real products; S3: complex
-        # sums, exact ------------------------------------------------------------------------
-        x = [Signal(signed(cfg.fft_out_width), name=f"x{n}") for n in range(k)]
-        m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
-        weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
-                   for lane in range(L)]
-        m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
-                     for lane in range(L) for n in range(k)]
+        # separate paths; S2: real products; S3: complex sums, exact. The operand and product
+        # registers are each multiplier's own (hw/dsp.py) --------------------------------------
+        x = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
         s1b_valid, s1b_first, s1b_last = Signal(), Signal(), Signal()
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
         s3_valid, s3_first, s3_last = Signal(), Signal(), Signal()
@@ -189,23 +185,20 @@ class BlockCirculantEngine(wiring.Component):
         totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
-            w = weights[lane]
+            w = weight_rd[lane].data
             products = []
             for n in range(k):
                 # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real
-                # bins 0 and k/2 take one product. Register every product (DSP output reg).
+                # bins 0 and k/2 take one product.
                 if n in (0, k // 2):
-                    terms = [(1, x[n] * w[n])]
+                    terms = [(1, x[n], w[n])]
                 elif n < k // 2:
-                    terms = [(1, x[n] * w[n]), (-1, x[k - n] * w[k - n])]
+                    terms = [(1, x[n], w[n]), (-1, x[k - n], w[k - n])]
                 else:
-                    terms = [(1, x[k - n] * w[n]), (1, x[n] * w[k - n])]
-                regs = []
-                for sign, prod in terms:
-                    r = Signal(signed(len(prod)), name=f"prod{lane}_{n}_{len(regs)}")
-                    m.d.sync += r.eq(prod)
-                    regs.append((sign, r))
-                products.append(regs)
+                    terms = [(1, x[k - n], w[n]), (1, x[n], w[k - n])]
+                products.append([(sign, product(m, a, b, name=f"prod{lane}_{n}_{i}",
+                                                platform=platform, registered_operands=True))
+                                 for i, (sign, a, b) in enumerate(terms)])
             for n in range(k):
                 s = Signal(acc_shape, name=f"sum{lane}_{n}")
                 m.d.sync += s.eq(nx.sum_terms([r for _, r in products[n]],

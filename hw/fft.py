@@ -2,7 +2,8 @@
 
 Both are built from a plan in :mod:`circa.numerics` (the same plan the golden model
 interprets), one pipeline level per butterfly step and two per twiddle step (products,
-then sum/round/saturate), so an 18x18 multiplier feeds a register directly.
+then sum/round/saturate); each twiddle product is a :func:`circa.hw.dsp.product`, with
+its operand and product registers in the multiplier block where the column is a register.
 
 Back-pressure stalls the whole pipeline: every register advances when the output is
 empty or being taken (``advance = ~o.valid | o.ready``), and ``i.ready = advance``.
@@ -16,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import check_block_size, check_width
+from circa.hw.dsp import product
 
 
 def narrow_hw(v, s: int, width: int):
@@ -119,6 +121,7 @@ class PlanPipeline(wiring.Component):
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
 
         valid = self.i.valid
+        loads = {}      # id(register) -> the value it loads, for the twiddle products
 
         def stage(values, width):
             """One pipeline level: register each value (as ``signed(width)`` or its own shape)."""
@@ -129,6 +132,7 @@ class PlanPipeline(wiring.Component):
                 with m.If(advance):
                     m.d.sync += r.eq(v)
                 regs.append(r)
+                loads[id(r)] = v
             v_next = Signal(name=f"p{stage.level}_valid")
             with m.If(advance):
                 m.d.sync += v_next.eq(valid)
@@ -137,27 +141,38 @@ class PlanPipeline(wiring.Component):
             return regs
         stage.level = 0
 
+        def rotation_product(col, constant, name):
+            """A column times a twiddle constant, registered (level 1). A column that is a
+            register is loaded into the multiplier's operand register instead (hw/dsp.py):
+            it feeds only products, so the fabric copy goes unused."""
+            if id(col) in loads:
+                operand = Signal.like(col, name=f"{name}_d")   # the register's width
+                m.d.comb += operand.eq(loads[id(col)])
+                return product(m, operand, constant, name=name, platform=platform,
+                               registered_operands=True, en=advance)
+            return product(m, col, constant, name=name, platform=platform,
+                           registered_operands=False, en=advance)
+
         cols = [self.i.p[n] for n in range(self._k)]
         for step in self._plan:
             if isinstance(step, nx.Permute):
                 cols = [cols[n] for n in step.order]
             elif isinstance(step, nx.Twiddle):
-                # Level 1: the four real products of each rotation, straight into registers.
-                products, rotated = [], {}
-                for cr, ci, c, s in step.rotations:
+                # Level 1: the four real products of each rotation, each in a multiplier's
+                # product register; the other columns in plain registers.
+                products = []
+                for n, (cr, ci, c, s) in enumerate(step.rotations):
                     a, b = cols[cr], cols[ci]
-                    products += [a * c, b * s, a * s, b * c]
+                    products.append([rotation_product(v, t, f"tw{stage.level}_{n}_{i}")
+                                     for i, (v, t) in enumerate([(a, c), (b, s), (a, s), (b, c)])])
                 passed = [n for n in range(self._k) if n not in
                           {col for rot in step.rotations for col in rot[:2]}]
-                regs = stage(products + [cols[n] for n in passed], None)
+                regs = stage([cols[n] for n in passed], None)
                 # Level 2: sum the products, round and saturate back to the column width.
-                cols = list(cols)
-                for n, (cr, ci, c, s) in enumerate(step.rotations):
-                    ac, bs, as_, bc = regs[4 * n: 4 * n + 4]
+                rotated = dict(zip(passed, regs))
+                for (cr, ci, c, s), (ac, bs, as_, bc) in zip(step.rotations, products):
                     rotated[cr] = narrow_hw(ac - bs, nx.TWIDDLE_FRAC, step.width)
                     rotated[ci] = narrow_hw(as_ + bc, nx.TWIDDLE_FRAC, step.width)
-                for n, reg in zip(passed, regs[4 * len(step.rotations):]):
-                    rotated[n] = reg
                 cols = stage([rotated[n] for n in range(self._k)], step.width)
             else:
                 cols = stage([narrow_hw(nx.sum_terms(cols, t), s, step.width)

@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
 from circa.config import AccelConfig
+from circa.hw.dsp import product
 from circa.hw.fft import narrow_stages, shift_half
 
 __all__ = ["BlockSparseEngine", "model", "sparse_dense", "sparse_images", "check_images",
@@ -376,9 +377,10 @@ class BlockSparseEngine(wiring.Component):
                         m.d.comb += sel.eq(word[o * c + j])
             xs.append(sel)
 
-        # S3: r*c products, each straight into a register (a DSP's output register).
+        # S3: r*c products, each in a multiplier's product register (hw/dsp.py).
         v3, row3 = stage(v2, "v3"), stage(row2, "row3")
-        prods = [[stage(xs[j] * block_rd.data[i][j], f"prod{i}_{j}") for j in range(c)]
+        prods = [[product(m, xs[j], block_rd.data[i][j], name=f"prod{i}_{j}", platform=platform,
+                          registered_operands=False, en=advance) for j in range(c)]
                  for i in range(r)]
 
         # S4: the r row sums of the block, exact.

@@ -16,11 +16,12 @@ from circa.hw.circulant import BlockCirculantEngine
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
-def run_mvms(dut, jobs, *, gap: float = 0.0, seed: int = 0, before=None):
+def run_mvms(dut, jobs, *, gap: float = 0.0, seed: int = 0, before=None, top=None):
     """Run ``jobs = [(x (n, q, k), ports)]``: one MVM per vector of ``x``, started with
     the engine inputs ``ports`` (a dict with at least ``p``).
 
     ``before(ctx)``, if given, runs first (e.g. loading weights through the write port).
+    ``top``, if given, is the design simulated, ``dut`` within it (e.g. built for a board).
     ``gap`` is the probability of an idle cycle on input valid and output ready. Returns
     the outputs of each job ``(n, p, k)`` and the ``(cycles, mac_cycles)`` of every MVM.
     """
@@ -49,7 +50,7 @@ def run_mvms(dut, jobs, *, gap: float = 0.0, seed: int = 0, before=None):
         total = sum(len(x) * ports["p"] for x, ports in jobs)
         outputs.extend(list(b) for b in await stream_get_n(ctx, dut.o_y, total, rng=rng, gap=gap))
 
-    sim = Simulator(dut)
+    sim = Simulator(dut if top is None else top)
     sim.add_clock(1e-8)
     sim.add_testbench(control)
     sim.add_testbench(producer, background=True)
@@ -64,12 +65,14 @@ def run_mvms(dut, jobs, *, gap: float = 0.0, seed: int = 0, before=None):
 
 
 def run_engine(cfg: EngineConfig, wf: np.ndarray, x: np.ndarray, shift: int, out_shift: int,
-               *, gap: float = 0.0, seed: int = 0):
+               *, gap: float = 0.0, seed: int = 0, wrap=None):
     """Block-circulant MVMs of every vector in ``x (n, q, k)`` with weight spectra
     ``wf (p, q, k)`` (the memory's initial contents, as on a board after configuration).
+    ``wrap(engine)``, if given, is the design simulated (:func:`run_mvms`'s ``top``).
     Returns ``(y (n, p, k), counters)``."""
     image, (base,) = weight_images(cfg, [wf])
     dut = BlockCirculantEngine(cfg, image)
     ports = dict(p=wf.shape[0], base=base, shift=shift, out_shift=out_shift)
-    (y,), counters = run_mvms(dut, [(x, ports)], gap=gap, seed=seed)
+    (y,), counters = run_mvms(dut, [(x, ports)], gap=gap, seed=seed,
+                              top=None if wrap is None else wrap(dut))
     return y, counters

@@ -34,6 +34,19 @@ def test_rtl_equals_model(k, lanes, p, q):
     assert np.abs(expected).max() > 2**12          # a real test: outputs use their range
 
 
+@pytest.mark.parametrize("k, lanes, p, q", [(8, 3, 5, 4), (16, 2, 4, 6)])
+def test_rtl_equals_model_on_ecp5(k, lanes, p, q, on_ecp5):
+    """As built for an ECP5 board: every product a MULT18X18D with its own registers."""
+    cfg = EngineConfig(k=k, lanes=lanes, max_q=8, weight_depth=32)
+    wf, x, shift, out_shift = random_problem(cfg, p, q, n=4, seed=k * lanes + p)
+    y, _ = run_engine(cfg, wf, x, shift, out_shift, gap=0.3, wrap=on_ecp5)
+    assert np.array_equal(y, model(cfg, x, wf, shift, out_shift))
+    twiddles = sum(nx.plan_multipliers(plan(cfg.k, width)) for plan, width in
+                   [(lambda k, w: nx.rfft_plan(k, cfg.data_width, w), cfg.fft_width),
+                    (nx.irfft_plan, cfg.ifft_width)])
+    assert len(on_ecp5.primitives) == cfg.mac_multipliers + twiddles
+
+
 def test_cycles_without_stalls():
     cfg = EngineConfig(k=8, lanes=2, max_q=16, weight_depth=64)
     wf, x, shift, out_shift = random_problem(cfg, 8, 16, n=2, seed=3)

@@ -9,7 +9,7 @@ from circa.hw.fft import RealFFT, RealIFFT
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
-def simulate(dut, blocks, gap):
+def simulate(dut, blocks, gap, top=None):
     rng = random.Random(len(blocks))
     got = []
 
@@ -19,7 +19,7 @@ def simulate(dut, blocks, gap):
     async def consumer(ctx):
         got.extend(list(p) for p in await stream_get_n(ctx, dut.o, len(blocks), rng=rng, gap=gap))
 
-    sim = Simulator(dut)
+    sim = Simulator(dut if top is None else top)
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
@@ -37,6 +37,17 @@ def test_rtl_equals_model_with_backpressure(make, k):
     blocks = rng.integers(lo, -lo, size=(60, k))
     blocks[0], blocks[1] = lo, -lo - 1           # the extremes, where saturation matters
     assert np.array_equal(simulate(dut, blocks, gap=0.3), dut.model(blocks))
+
+
+@pytest.mark.parametrize("make", [RealFFT, RealIFFT], ids=["fft", "ifft"])
+@pytest.mark.parametrize("k", [8, 32])
+def test_rtl_equals_model_on_ecp5(make, k, on_ecp5):
+    """As built for an ECP5 board: every twiddle product a MULT18X18D with its registers."""
+    dut = make(k)
+    lo = -2 ** (dut.in_width - 1)
+    blocks = np.random.default_rng(k).integers(lo, -lo, size=(40, k))
+    assert np.array_equal(simulate(dut, blocks, gap=0.3, top=on_ecp5(dut)), dut.model(blocks))
+    assert len(on_ecp5.primitives) == dut.multipliers > 0
 
 
 def test_latency_is_exact():

@@ -14,7 +14,7 @@ def config(k, r, c, max_q=4, sparse_depth=160, act_depth=8):
                        sparse_depth=sparse_depth, act_depth=act_depth)
 
 
-def run_sparse(dut, jobs, *, gap=0.0, seed=0, load=None):
+def run_sparse(dut, jobs, *, gap=0.0, seed=0, load=None, top=None):
     """Run MVMs ``jobs = [(base, p, x (n, q, k), shift)]`` one vector at a time.
 
     ``load = (index, blocks)`` is first written through the host port. Returns the outputs
@@ -31,7 +31,8 @@ def run_sparse(dut, jobs, *, gap=0.0, seed=0, load=None):
         ctx.set(dut.w_en, 0)
 
     return run_mvms(dut, [(x, dict(p=p, base=base, shift=shift)) for base, p, x, shift in jobs],
-                    gap=gap, seed=seed, before=write_images if load is not None else None)
+                    gap=gap, seed=seed, before=write_images if load is not None else None,
+                    top=top)
 
 
 def random_matrix(cfg, p, q, rng, density, empty_rows=(), single=False):
@@ -93,9 +94,11 @@ def test_rtl_equals_model(k, r, c, p, q, density, empty, single):
                                                  cfg.engine.data_width))
 
 
-def test_two_matrices_host_loaded():
+@pytest.mark.parametrize("ecp5", [False, True], ids=["plain", "ecp5"])
+def test_two_matrices_host_loaded(ecp5, on_ecp5):
     """Two matrices at different bases of one image, written through the host port, and
-    an all-zero matrix (nnz = 0), interleaved in one run."""
+    an all-zero matrix (nnz = 0), interleaved in one run; also as built for an ECP5 board
+    (each product a MULT18X18D's)."""
     cfg = config(8, 4, 4)
     rng = np.random.default_rng(7)
     w1 = random_matrix(cfg, 2, 3, rng, 0.5, (2,))
@@ -111,10 +114,12 @@ def test_two_matrices_host_loaded():
             (bases[2], 1, xs[2], 3),
             (bases[0], 2, xs[0][::-1], pick_shift(cfg, w1, xs[0]) + 2)]
     dut = BlockSparseEngine(cfg)                                   # empty images
-    ys, _ = run_sparse(dut, jobs, gap=0.25, seed=1, load=(index[:used], blocks[:used]))
+    ys, _ = run_sparse(dut, jobs, gap=0.25, seed=1, load=(index[:used], blocks[:used]),
+                       top=on_ecp5(dut) if ecp5 else None)
     for (base, p, x, shift), y in zip(jobs, ys):
         assert np.array_equal(y, model(cfg, x, index, blocks, base, p, shift))
     assert not ys[2].any()
+    assert len(on_ecp5.primitives) == (16 if ecp5 else 0)          # r * c
 
 
 @pytest.mark.parametrize("k, r, c, p, q, density, empty", [

@@ -26,10 +26,11 @@ def random_blocks(rng, n, k, width, extremes=0.2):
     return x
 
 
-def simulate(dut, ops, a, b, shifts, tables, *, gap=0.3, seed=0, setup=None):
+def simulate(dut, ops, a, b, shifts, tables, *, gap=0.3, seed=0, setup=None, top=None):
     """Stream beats ``(op, shift, table, a[i], b[i])`` through ``dut``; return ``(n, k)`` outputs.
 
-    ``setup(ctx)`` runs before the first beat (table writes through the host port).
+    ``setup(ctx)`` runs before the first beat (table writes through the host port); ``top``,
+    if given, is the design simulated, ``dut`` within it.
     """
     n = len(a)
     rng = random.Random(seed)
@@ -58,7 +59,7 @@ def simulate(dut, ops, a, b, shifts, tables, *, gap=0.3, seed=0, setup=None):
             await ctx.tick()
         raise AssertionError(f"only {len(out)} of {n} blocks came out")
 
-    sim = Simulator(dut)
+    sim = Simulator(dut if top is None else top)
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
@@ -147,8 +148,10 @@ def test_pwl_segment_index_clips_both_ways():
     assert (index < 0).any() and (index >= segs).any() and ((index >= 0) & (index < segs)).any()
 
 
-def test_mixed_ops_change_every_beat():
-    """op, shift and table change from one beat to the next, with random stalls."""
+@pytest.mark.parametrize("ecp5", [False, True], ids=["plain", "ecp5"])
+def test_mixed_ops_change_every_beat(ecp5, on_ecp5):
+    """op, shift and table change from one beat to the next, with random stalls; also as
+    built for an ECP5 board (each lane's multiplier a MULT18X18D with its registers)."""
     cfg = CFG
     w, k, n = cfg.engine.data_width, cfg.k, 80
     tabs = sigmoid_tanh()
@@ -159,8 +162,10 @@ def test_mixed_ops_change_every_beat():
     tables = rng.integers(0, 2, size=n)
     dut = VectorUnit(cfg, tabs)
     for gap, seed in ((0.3, 2), (0.0, 3)):
-        y = simulate(dut, ops, a, b, shifts, tables, gap=gap, seed=seed)
+        y = simulate(dut, ops, a, b, shifts, tables, gap=gap, seed=seed,
+                     top=on_ecp5(dut) if ecp5 else None)
         assert np.array_equal(y, dut.model(ops, a, b, shifts, tables))
+    assert len(on_ecp5.primitives) == (2 * k if ecp5 else 0)    # elaborated once per run
 
 
 def test_table_write_port():
