@@ -45,7 +45,7 @@ class BlockCirculantEngine(wiring.Component):
     cycles, mac_cycles : cycles of the last/current MVM, and cycles the MAC array worked.
 
     Throughput: one block product per lane per cycle; an MVM takes about
-    ``ceil(p/L) * max(q, L + 8)`` cycles plus ``latency``.
+    ``ceil(p/L) * max(q, L + 7)`` cycles plus ``latency``.
     """
 
     def __init__(self, cfg: EngineConfig, weights: np.ndarray | None = None):
@@ -76,9 +76,9 @@ class BlockCirculantEngine(wiring.Component):
 
     cfg = property(lambda self: self._cfg)
 
-    # Issue -> S1 (memory reads) -> S1b (operand registers) -> S2 (products) -> S3 (complex
-    # sums) -> accumulate.
-    MAC_DEPTH = 5
+    # Issue -> S1 (memory reads) -> S1b (operand registers) -> S2 (the multipliers' operand
+    # registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
+    MAC_DEPTH = 6
 
     @property
     def latency(self) -> int:
@@ -167,25 +167,29 @@ class BlockCirculantEngine(wiring.Component):
                      s1_from_fft.eq(first_group), s1_fft.eq(fft.o.p),
                      s1_lanes.eq(Mux(remaining < L, remaining, L))]
 
-        # -- S1b: operands registered, so the memories' outputs and the multipliers are on
-        # separate paths; S2: real products; S3: complex sums, exact. The operand and product
-        # registers are each multiplier's own (hw/dsp.py) --------------------------------------
-        x = [Mux(s1_from_fft, s1_fft[n], spec_r.data[n]) for n in range(k)]
-        s1b_valid, s1b_first, s1b_last = Signal(), Signal(), Signal()
-        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
-        s3_valid, s3_first, s3_last = Signal(), Signal(), Signal()
-        s1b_lanes, s2_lanes, s3_lanes = (Signal.like(s1_lanes) for _ in range(3))
-        m.d.sync += [s1b_valid.eq(s1_valid), s1b_first.eq(s1_first), s1b_last.eq(s1_last),
-                     s2_valid.eq(s1b_valid), s2_first.eq(s1b_first), s2_last.eq(s1b_last),
-                     s3_valid.eq(s2_valid), s3_first.eq(s2_first), s3_last.eq(s2_last),
-                     s1b_lanes.eq(s1_lanes), s2_lanes.eq(s1b_lanes), s3_lanes.eq(s2_lanes)]
+        # -- S1b: operands registered in the fabric, beside the memories (a block RAM's output
+        # is slow: 5.8 ns on the ECP5); S2: in each multiplier's operand registers; S3: real
+        # products, in its product register (hw/dsp.py); S4: complex sums, exact ------------
+        x = [Signal(signed(cfg.fft_out_width), name=f"x{n}") for n in range(k)]
+        m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
+        weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
+                   for lane in range(L)]
+        m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
+                     for lane in range(L) for n in range(k)]
+        tokens = [(s1_valid, s1_first, s1_last, s1_lanes)]     # (valid, first, last, lanes)
+        for stage in ("s1b", "s2", "s3", "s4"):
+            token = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_first"),
+                     Signal(name=f"{stage}_last"), Signal.like(s1_lanes, name=f"{stage}_lanes"))
+            m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
+            tokens.append(token)
+        s4_valid, s4_first, s4_last, s4_lanes = tokens[-1]
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
         totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
-            w = weight_rd[lane].data
+            w = weights[lane]
             products = []
             for n in range(k):
                 # Re/Im of a complex bin: x_r*w_r - x_i*w_i and x_r*w_i + x_i*w_r; the real
@@ -205,8 +209,8 @@ class BlockCirculantEngine(wiring.Component):
                                               [(sign, i) for i, (sign, _) in enumerate(products[n])]))
                 a = Signal(acc_shape, name=f"acc{lane}_{n}")
                 total = Signal(acc_shape, name=f"total{lane}_{n}")
-                m.d.comb += total.eq(Mux(s3_first, 0, a) + s)
-                with m.If(s3_valid):
+                m.d.comb += total.eq(Mux(s4_first, 0, a) + s)
+                with m.If(s4_valid):
                     m.d.sync += a.eq(total)
                 totals[lane].append(total)
 
@@ -220,13 +224,14 @@ class BlockCirculantEngine(wiring.Component):
         to_ifft_ready = Signal()
         bank_full_next = Signal()
         m.d.comb += bank_full_next.eq(
-            s3_valid & s3_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
-        last_token_next = (issue & last_j | s1_valid & s1_last | s1b_valid & s1b_last
-                           | s2_valid & s2_last)
+            s4_valid & s4_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
+        last_token_next = issue & last_j
+        for valid, _, last, _ in tokens[:-1]:
+            last_token_next |= valid & last
         m.d.sync += [bank_full.eq(bank_full_next),
                      bank_free.eq(~bank_full_next & ~last_token_next)]
-        with m.If(s3_valid & s3_last):
-            m.d.sync += [bank_lanes.eq(s3_lanes), sent.eq(0)]
+        with m.If(s4_valid & s4_last):
+            m.d.sync += [bank_lanes.eq(s4_lanes), sent.eq(0)]
             m.d.sync += [bank[lane][n].eq(totals[lane][n]) for lane in range(L) for n in range(k)]
         with m.Elif(~bank_full | to_ifft_ready):
             m.d.sync += [bank[lane][n].eq(bank[lane + 1][n])
@@ -258,7 +263,7 @@ class BlockCirculantEngine(wiring.Component):
             m.d.sync += outputs_left.eq(outputs_left - 1)
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(s3_valid):
+            with m.If(s4_valid):
                 m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
         with m.If(self.start & ~self.busy):
             m.d.sync += [last_q.eq(self.q - 1), shift.eq(self.shift),

@@ -341,16 +341,17 @@ class VectorUnit(wiring.Component):
 
         # -- stage 1o: the operands, registered: the table's block RAM has no output
         # register (5.6 ns clock-to-out on ECP5), so it gets a cycle to itself ------------
-        # (x and m go into the multiplier's own operand registers, hw/dsp.py)
         s1o_valid, s1o_s = stage("s1o", [s1_valid, s])
+        s1o_x = stage("s1o_x", [x for x, _ in mul])
+        s1o_m = stage("s1o_m", [mv for _, mv in mul])
         s1o_add = stage("s1o_add", add)
 
         # -- stage 2: product (the lane's only multiplier, 18 x w) and addend; stage 3: their
         # sum; stage 4: the narrowing's shift; stage 5: its rounding and saturation ---------
         s2_valid, s2_s = stage("s2", [s1o_valid, s1o_s])
         s2_mul = [product(m, x, mv, name=f"s2_mul_{lane}", platform=platform,
-                          registered_operands=True, en=advance)
-                  for lane, (x, mv) in enumerate(mul)]
+                          registered_operands=False, en=advance)      # (hw/dsp.py)
+                  for lane, (x, mv) in enumerate(zip(s1o_x, s1o_m))]
         s2_add = stage("s2_add", s1o_add)
         s3_valid, = stage("s3", [s2_valid])
         s3_s = lane_copies(stage, "s3_s", [s2_s], k)

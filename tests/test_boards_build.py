@@ -2,6 +2,8 @@
 smallest target with its report parsed from the tools."""
 import dataclasses
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -111,6 +113,12 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     assert report["dsps"] == report["estimate"]["multipliers"]
     assert report["brams"] == report["estimate"]["brams"]
     assert report["nextpnr_utilisation"]["EHXPLLL"]["used"] == 1
+    # every product has its operand and product registers in its MULT18X18D (hw/dsp.py)
+    netlist = json.loads((out / "top.json").read_text())
+    mults = [c["parameters"] for module in netlist["modules"].values()
+             for c in module["cells"].values() if c["type"] == "MULT18X18D"]
+    assert len(mults) == report["dsps"] and all(
+        p["REG_INPUTA_CLK"] == p["REG_INPUTB_CLK"] == p["REG_OUTPUT_CLK"] == "CLK0" for p in mults)
 
 
 @pytest.mark.slow
@@ -159,11 +167,39 @@ def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_pa
 
 @pytest.mark.parametrize("pll, fin, fout, dividers", [
     (ecp5_pll, 25e6, 50e6, dict(CLKI_DIV=1, CLKFB_DIV=2, CLKOP_DIV=12, freq_hz=50e6)),
-    # icepll's answer for 12 -> 100 MHz as published in iCE40 projects (icepll not run here)
     (ice40_pll, 12e6, 100e6, dict(DIVR=0, DIVF=66, DIVQ=3, FILTER_RANGE=1, freq_hz=100.5e6)),
     (ice40_pll, 12e6, 24e6, dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1, freq_hz=24e6))])
 def test_pll_dividers(pll, fin, fout, dividers):
     assert pll(fin, fout) == dividers
+
+
+def _icepll(fin_mhz, fout_mhz):
+    out = subprocess.run([build.tool("icepll"), "-i", str(fin_mhz), "-o", str(fout_mhz)],
+                         capture_output=True, text=True, check=True).stdout
+    field = lambda key: int(re.search(rf"^{key}:\s*(\d+)", out, re.M).group(1))
+    achieved = float(re.search(r"F_PLLOUT:\s*([\d.]+) MHz \(achieved\)", out).group(1))
+    return dict(DIVR=field("DIVR"), DIVF=field("DIVF"), DIVQ=field("DIVQ"),
+                FILTER_RANGE=field("FILTER_RANGE"), freq_hz=round(achieved * 1e6))
+
+
+def _ecppll(fin_mhz, fout_mhz):
+    out = subprocess.run([build.tool("ecppll"), "-i", str(fin_mhz), "-o", str(fout_mhz)],
+                         capture_output=True, text=True, check=True).stdout
+    field = lambda key: float(re.search(rf"{key}:\s*([\d.]+)", out).group(1))
+    return dict(CLKI_DIV=int(field("Refclk divisor")), CLKFB_DIV=int(field("Feedback divisor")),
+                CLKOP_DIV=int(field("clkout0 divisor")),
+                freq_hz=round(field("clkout0 frequency") * 1e6))
+
+
+@pytest.mark.parametrize("pll, tool, fin, fouts", [
+    (ice40_pll, _icepll, 12, [20, 24, 30, 33, 50, 66, 100, 133, 200]),
+    (ecp5_pll, _ecppll, 25, [30, 40, 50, 60, 65, 75, 90, 100, 125, 150])], ids=["ice40", "ecp5"])
+def test_pll_dividers_are_the_project_tools(pll, tool, fin, fouts):
+    """The PLL searches give IceStorm's icepll's and Trellis's ecppll's dividers (the
+    YoWASP builds installed with nextpnr)."""
+    for fout in fouts:
+        ours = pll(fin * 1e6, fout * 1e6)
+        assert {**ours, "freq_hz": round(ours["freq_hz"])} == tool(fin, fout), fout
 
 
 def test_a_clock_the_pll_cannot_make_is_refused():
