@@ -71,7 +71,8 @@ def _build(args) -> tuple[dict, str, bool]:
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
-    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq, router=args.router)
+    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq, router=args.router,
+                       seeds=args.seed)
     return report, bench.render(report), True
 
 
@@ -195,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
     fpga.add_argument("--board", default=DEFAULT)
     fpga.add_argument("--freq", type=float, metavar="MHZ", help="target clock")
     fpga.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
+    fpga.add_argument("--seed", type=int, nargs="+", default=[1], metavar="N",
+                      help="nextpnr seeds, one build each (default 1): placement moves Fmax")
     fpga.set_defaults(run=_bench_fpga)
 
     cmp = sub.add_parser("compare", help="circa's designs next to published FPGA baselines",
