@@ -32,6 +32,7 @@ from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
+from circa.hw.hints import lane_copies
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -281,13 +282,23 @@ class Accelerator(wiring.Component):
         # registers the block and the bias (an ECP5 block RAM's clock-to-out is 5.8 ns, no
         # time left for an adder: Fmax), W3 stores the block, plus the bias for MVC/MVS
         # with ``c`` set (saturated per element).
+        # The writer's per-word selects (which engine, whether a bias is added) are copies
+        # of the instruction's kind, one per group of lanes (hw/hints.py): one register
+        # driving every word's multiplexer was the k = 8 design's critical path (Fmax).
+        def kind_copy(name, values):
+            regs = [Signal(name=f"{name}_{n}") for n in range(len(values))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+            return regs
+        selects = lane_copies(kind_copy, "writer_kind", [
+            op_mvc, op_mvs, (op_mvc | op_mvs) & (ins.c != 0)], k)
         out_valid = Mux(is_mvc, circ.o_y.valid, Mux(is_mvs, sparse.o_y.valid, vec.o.valid))
-        out_data = Mux(is_mvc, circ.o_y.payload.as_value(),
-                       Mux(is_mvs, sparse.o_y.payload.as_value(), vec.o.payload.as_value()))
+        out_data = Signal(block)
+        for n, (mvc, mvs, _) in enumerate(selects):
+            m.d.comb += out_data[n].eq(Mux(mvc, circ.o_y.payload[n],
+                                           Mux(mvs, sparse.o_y.payload[n], vec.o.payload[n])))
         take_out = Signal()
         held, bias, store = Signal(block), Signal(block), Signal(block)
         held_valid, store_valid = Signal(), Signal()
-        with_bias = (is_mvc | is_mvs) & (ins.c != 0)
         m.d.comb += take_out.eq(reading & out_valid)
         m.d.sync += [held.eq(out_data), held_valid.eq(take_out),
                      store.eq(held), bias.eq(rd_b.data), store_valid.eq(held_valid)]
@@ -296,7 +307,7 @@ class Accelerator(wiring.Component):
         with m.If(store_valid):
             m.d.sync += written.eq(written + 1)
         stored = Signal(block)
-        for n in range(k):
+        for n, (_, _, with_bias) in enumerate(selects):
             biased = narrow_hw(store[n] + bias[n], 0, cfg.engine.data_width)
             m.d.comb += stored[n].eq(Mux(with_bias, biased, store[n]))
         # The writer never stalls, and an engine only produces blocks for its own instruction,
