@@ -278,10 +278,10 @@ class Accelerator(wiring.Component):
                     m.d.comb += vec.op.eq(vector_op)
 
         # engines -> writer -> scratchpad
-        # Three stages: W1 takes an output block (and addresses its bias on read port b), W2
+        # Four stages: W1 takes an output block (and addresses its bias on read port b), W2
         # registers the block and the bias (an ECP5 block RAM's clock-to-out is 5.8 ns, no
-        # time left for an adder: Fmax), W3 stores the block, plus the bias for MVC/MVS
-        # with ``c`` set (saturated per element).
+        # time left for an adder: Fmax), W3 adds the bias for MVC/MVS with ``c`` set
+        # (saturated per element), W4 stores the block.
         # The writer's per-word selects (which engine, whether a bias is added) are copies
         # of the instruction's kind, one per group of lanes (hw/hints.py): one register
         # driving every word's multiplexer was the k = 8 design's critical path (Fmax).
@@ -310,14 +310,21 @@ class Accelerator(wiring.Component):
         for n, (_, _, with_bias) in enumerate(selects):
             biased = narrow_hw(store[n] + bias[n], 0, cfg.engine.data_width)
             m.d.comb += stored[n].eq(Mux(with_bias, biased, store[n]))
+        # W4: the word and its address registered before the block RAMs, which a wide
+        # scratchpad spreads across the die (the bias adder followed by that route was the
+        # k = 16 design's critical path: Fmax). The write lands four cycles or more before
+        # the next instruction's first read.
+        write_en, write_addr, write_data = Signal(), Signal.like(act_w.addr), Signal(block)
+        m.d.sync += [write_en.eq(store_valid), write_addr.eq(dst + written),
+                     write_data.eq(stored)]
         # The writer never stalls, and an engine only produces blocks for its own instruction,
         # while it streams: so the engines' output ready is tied high, and no back-pressure
         # chain runs through their pipelines (every stage's ready is then constant: Fmax).
         m.d.comb += [
             circ.o_y.ready.eq(1), sparse.o_y.ready.eq(1), vec.o.ready.eq(1),
-            act_w.en.eq(Mux(running, store_valid, take & (kind == Host.WRITE_ACT))),
-            act_w.addr.eq(Mux(running, dst + written, cmd.p.addr)),
-            act_w.data.eq(Mux(running, stored, cmd.p.data)),
+            act_w.en.eq(Mux(running, write_en, take & (kind == Host.WRITE_ACT))),
+            act_w.addr.eq(Mux(running, write_addr, cmd.p.addr)),
+            act_w.data.eq(Mux(running, write_data, cmd.p.data)),
         ]
 
         # engine set-up

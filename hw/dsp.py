@@ -5,9 +5,10 @@ then the product), the registers a DSP block carries. On the ECP5 it instantiate
 MULT18X18D with those registers enabled, because yosys's ``synth_ecp5`` maps every
 product onto a MULT18X18D with its registers bypassed and leaves them in the fabric,
 where nextpnr may place them far from the multiplier: a path then has routing on both
-sides of the multiplier (docs/boards.md). One 18 x 18 product between fabric registers
-on the LFE5U-85F (nextpnr 0.11): 140 MHz with the block's registers bypassed, 186 MHz with
-its product register, 492 MHz with its operand and product registers.
+sides of the multiplier (docs/boards.md). A one-multiplier Verilog design (an 18 x 18
+product between fabric registers, LFE5U-85F, nextpnr 0.11, measured once by hand): 140 MHz
+with the block's registers bypassed, 186 MHz with its product register, 492 MHz with its
+operand and product registers.
 
 Elsewhere (simulation, the iCE40, Xilinx) the registers are plain reset-less flip-flops;
 the two forms compute the same values cycle for cycle (``tests/test_hw_dsp.py`` runs the
@@ -37,7 +38,8 @@ def product(m: Module, a, b, *, name: str, platform, registered_operands: bool,
     prod = Signal((a * b).shape(), name=name, reset_less=True)
     if getattr(platform, "family", "").lower() == "ecp5" and _fits(a) and _fits(b):
         regs = "CLK0" if registered_operands else "NONE"
-        a18, b18, p36 = Signal(signed(18)), Signal(signed(18)), Signal(signed(PRODUCT_BITS))
+        a18, b18 = Signal(signed(OPERAND_BITS)), Signal(signed(OPERAND_BITS))
+        p36 = Signal(signed(PRODUCT_BITS))
         m.d.comb += [a18.eq(a), b18.eq(b), prod.eq(p36)]
         m.submodules[name] = mult18x18d(
             p_REG_INPUTA_CLK=regs, p_REG_INPUTB_CLK=regs, p_REG_OUTPUT_CLK="CLK0",

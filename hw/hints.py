@@ -17,8 +17,8 @@ that across ports, so yosys adds bypass registers and a multiplexer after the RA
 output (the slowest output in the design: an ECP5 block RAM's clock-to-out is 5.8 ns).
 Where the design never does such a read, :func:`collision_free` says so.
 
-``circa.boards`` runs :data:`SCRIPT` after reading the design (``hw/accel.py`` states
-which memories are collision-free and why).
+``circa.boards`` runs :data:`SCRIPT` after reading the design (:data:`COLLISION_FREE`
+states which memories are collision-free and why).
 """
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ LANES_PER_COPY = 4
 #: yosys: mark the flip-flops driving any wire named ``*_replica*`` keep (through any
 #: wires it is an alias of: a register that feeds a memory port takes the port's name)
 KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci*:+[Q] t:* %i"
-#: the accelerator's scratchpad: its ports never read the address written that cycle
-COLLISION_FREE = ("act",)
+#: memories whose read ports never use a word read at the address written that cycle:
+#: the accelerator's scratchpad (hw/accel.py); the circulant engine's weights, written by
+#: the host only while the accelerator is stopped, and its spectrum buffer, read back only
+#: in the groups after the first, which write nothing (hw/circulant.py)
+COLLISION_FREE = ("act", "weights*", "spectra")
 
 
 def collision_free(memory: str) -> str:

@@ -237,15 +237,18 @@ def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, 
     build.run_tool([build.tool("yosys"), "-q", "u.ys"], tmp_path, "yosys.log")
 
 
-def test_scratchpad_reads_carry_no_collision_logic(tmp_path):
-    """The scratchpad never reads the address being written (docs/isa.md, "Overlap"), so
-    both its read ports are marked collision-free: no bypass after the block RAM."""
+def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
+    """The memories whose reads never use a word written in the same cycle (hw/hints.py:
+    the scratchpad, docs/isa.md "Overlap"; the engine's weights and spectrum buffer) are
+    marked collision-free, so no bypass follows their block RAMs; no other memory is."""
     from amaranth.back import rtlil
     from circa.hw.accel import Accelerator
-    (tmp_path / "a.il").write_text(rtlil.convert(Accelerator(TINY)))
-    reads = r"t:$memrd_v2 r:MEMID=\act %i"
+    two_lanes = dataclasses.replace(TINY, engine=dataclasses.replace(TINY.engine, lanes=2))
+    (tmp_path / "a.il").write_text(rtlil.convert(Accelerator(two_lanes)))
+    marked = "r:COLLISION_X_MASK=1 %i"
+    checks = [f"select -assert-count {reads} t:$memrd_v2 r:MEMID=\\{memory} %i {marked}"
+              for memory, reads in (("act", 2), ("spectra", 1), ("weights0", 1), ("weights1", 1))]
     (tmp_path / "a.ys").write_text(
-        f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n"
-        f"select -assert-count 2 {reads}\nselect -assert-count 2 {reads} r:COLLISION_X_MASK=1 %i\n"
-        f"select -assert-count 0 t:$memrd_v2 {reads} %d r:COLLISION_X_MASK=1 %i\n")
+        f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n" + "\n".join(checks)
+        + f"\nselect -assert-count 5 t:$memrd_v2 {marked}\n")
     build.run_tool([build.tool("yosys"), "-q", "a.ys"], tmp_path, "yosys.log")
