@@ -5,10 +5,8 @@ then the product), the registers a DSP block carries. On the ECP5 it instantiate
 MULT18X18D with those registers enabled, because yosys's ``synth_ecp5`` maps every
 product onto a MULT18X18D with its registers bypassed and leaves them in the fabric,
 where nextpnr may place them far from the multiplier: a path then has routing on both
-sides of the multiplier (docs/boards.md). A one-multiplier Verilog design (an 18 x 18
-product between fabric registers, LFE5U-85F, nextpnr 0.11, measured once by hand): 140 MHz
-with the block's registers bypassed, 186 MHz with its product register, 492 MHz with its
-operand and product registers.
+sides of the multiplier. nextpnr times the registered modes (docs/boards.md: the k = 8
+and k = 16 builds before and after).
 
 Elsewhere (simulation, the iCE40, Xilinx) the registers are plain reset-less flip-flops;
 the two forms compute the same values cycle for cycle (``tests/test_hw_dsp.py`` runs the
@@ -33,7 +31,7 @@ def product(m: Module, a, b, *, name: str, platform, registered_operands: bool,
     ``registered_operands`` (operands, then product), else ``1`` (product). The registers
     load when ``en`` (every cycle if ``None``) and have no reset: they carry data whose
     validity the caller tracks. ``a`` and ``b`` are values or ints (a constant operand is
-    registered too: the DSP's timing model in nextpnr only knows both or neither)."""
+    registered too, so that every multiplier is in the same, fully registered mode)."""
     a, b = Value.cast(a), Value.cast(b)
     prod = Signal((a * b).shape(), name=name, reset_less=True)
     if getattr(platform, "family", "").lower() == "ecp5" and _fits(a) and _fits(b):

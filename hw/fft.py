@@ -145,13 +145,13 @@ class PlanPipeline(wiring.Component):
             """A column times a twiddle constant, registered (level 1). A column that is a
             register is loaded into the multiplier's operand register instead (hw/dsp.py):
             it feeds only products, so the fabric copy goes unused."""
-            if id(col) in loads:
+            registered = id(col) in loads
+            if registered:
                 operand = Signal.like(col, name=f"{name}_d")   # the register's width
                 m.d.comb += operand.eq(loads[id(col)])
-                return product(m, operand, constant, name=name, platform=platform,
-                               registered_operands=True, en=advance)
+                col = operand
             return product(m, col, constant, name=name, platform=platform,
-                           registered_operands=False, en=advance)
+                           registered_operands=registered, en=advance)
 
         cols = [self.i.p[n] for n in range(self._k)]
         for step in self._plan:
