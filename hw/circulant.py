@@ -45,7 +45,7 @@ class BlockCirculantEngine(wiring.Component):
     cycles, mac_cycles : cycles of the last/current MVM, and cycles the MAC array worked.
 
     Throughput: one block product per lane per cycle; an MVM takes about
-    ``ceil(p/L) * max(q, L + 7)`` cycles plus ``latency``.
+    ``ceil(p/L) * max(q, L + 6)`` cycles plus ``latency``.
     """
 
     def __init__(self, cfg: EngineConfig, weights: np.ndarray | None = None):

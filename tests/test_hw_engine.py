@@ -41,10 +41,20 @@ def test_rtl_equals_model_on_ecp5(k, lanes, p, q, on_ecp5):
     wf, x, shift, out_shift = random_problem(cfg, p, q, n=4, seed=k * lanes + p)
     y, _ = run_engine(cfg, wf, x, shift, out_shift, gap=0.3, wrap=on_ecp5)
     assert np.array_equal(y, model(cfg, x, wf, shift, out_shift))
-    twiddles = sum(nx.plan_multipliers(plan(cfg.k, width)) for plan, width in
-                   [(lambda k, w: nx.rfft_plan(k, cfg.data_width, w), cfg.fft_width),
-                    (nx.irfft_plan, cfg.ifft_width)])
+    twiddles = (nx.plan_multipliers(nx.rfft_plan(k, cfg.data_width, cfg.fft_width))
+                + nx.plan_multipliers(nx.irfft_plan(k, cfg.ifft_width)))
     assert len(on_ecp5.primitives) == cfg.mac_multipliers + twiddles
+
+
+def test_group_period_when_q_is_small():
+    """With q < L + 6 a group of L output blocks takes L + 6 cycles: the next group's last
+    token waits until the result bank has taken this one and emptied (docs/architecture.md)."""
+    cfg = EngineConfig(k=8, lanes=2, max_q=4, weight_depth=64)
+
+    def cycles(groups):
+        wf, x, shift, out_shift = random_problem(cfg, groups * cfg.lanes, 1, n=1, seed=groups)
+        return run_engine(cfg, wf, x, shift, out_shift)[1][-1][0]
+    assert cycles(16) - cycles(8) == 8 * (cfg.lanes + 6)
 
 
 def test_cycles_without_stalls():
