@@ -116,3 +116,17 @@ def test_without_the_sparse_engine():
         illegal(program, isa.Instruction(isa.Op.MVS, n=1, m=1)).validate()
     with pytest.raises(ValueError, match="leaves out"):
         compile_model("lstm_proj", "dense", cfg)
+
+
+def test_six_control_cycles_per_instruction():
+    """FETCH, DECODE, ADDRESS, CHECK, VERDICT and EXECUTE: six cycles for an instruction
+    that does not stream (docs/architecture.md), read from the cycle counter."""
+    _, program, x = compile_model("mlp", "dense", SMALL)
+
+    def cycles(n):
+        code = [isa.Instruction(isa.Op.SETA, dst_reg=1, w=7)] * n + [isa.Instruction(isa.Op.HALT)]
+        setas = dataclasses.replace(program, instructions=code, tags=[""] * (n + 1))
+        _, counters, status = accel_amaranth.run(setas, x[:1])
+        assert status == [(0, n)]
+        return counters[0]["cycles"]
+    assert cycles(6) - cycles(2) == 4 * 6
