@@ -129,7 +129,11 @@ class BlockCirculantEngine(wiring.Component):
         # -- issue: one token (group g, input block j) per cycle ---------------------------
         first_group = Signal()
         j = Signal(range(cfg.max_q))
-        waddr = Signal(range(cfg.weight_depth + 1))
+        # One weight address counter per lane, as replicas (hw/hints.py): one register
+        # addressing every lane's block RAMs across the die was the k = 8 design's critical
+        # path (12 ns of routing on one net, Fmax).
+        waddrs = [Signal(range(cfg.weight_depth + 1), name=f"waddr{REPLICA}{lane}")
+                  for lane in range(L)]
         # `j == q - 1` and "the result bank is empty and no group's last token is on its
         # way" are registers, computed from the next state a cycle ahead: they gate the
         # FFT's ready, which the FFT pipeline and the accelerator's FIFO read on, so that
@@ -146,14 +150,15 @@ class BlockCirculantEngine(wiring.Component):
             spec_w.data.eq(fft.o.p),
             spec_r.addr.eq(j),
         ]
-        for rd in weight_rd:
+        for rd, waddr in zip(weight_rd, waddrs):
             m.d.comb += rd.addr.eq(waddr)
 
         # lanes that hold real output blocks in group g (the last group may be partial)
         remaining = Signal(range(cfg.max_p + 1))   # p - g*L
         with m.If(issue):
-            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)), waddr.eq(waddr + 1),
+            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)),
                          last_j.eq(Mux(last_j, last_q == 0, j + 1 == last_q))]
+            m.d.sync += [waddr.eq(waddr + 1) for waddr in waddrs]
             with m.If(last_j):
                 m.d.sync += [first_group.eq(0), remaining.eq(remaining - L)]
                 with m.If(remaining <= L):
@@ -269,8 +274,9 @@ class BlockCirculantEngine(wiring.Component):
             m.d.sync += [last_q.eq(self.q - 1), shift.eq(self.shift),
                          out_shift.eq(self.out_shift),
                          running.eq(1), first_group.eq(1), j.eq(0), last_j.eq(self.q == 1),
-                         waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
+                         remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
+            m.d.sync += [waddr.eq(self.base) for waddr in waddrs]
         return m
 
 
