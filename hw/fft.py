@@ -1,9 +1,10 @@
 """Fully pipelined real FFT and inverse real FFT: one ``k``-sample block per cycle.
 
 Both are built from a plan in :mod:`circa.numerics` (the same plan the golden model
-interprets), one pipeline level per butterfly step and two per twiddle step (products,
-then sum/round/saturate); each twiddle product is a :func:`circa.hw.dsp.product`, with
-its operand and product registers in the multiplier block where the column is a register.
+interprets), one pipeline level per butterfly step and three per twiddle step
+(products, the products again beside the sums, then sum/round/saturate); each twiddle
+product is a :func:`circa.hw.dsp.product`, with its operand and product registers in the
+multiplier block where the column is a register.
 
 Back-pressure stalls the whole pipeline: every register advances when the output is
 empty or being taken (``advance = ~o.valid | o.ready``), and ``i.ready = advance``.
@@ -71,8 +72,8 @@ def narrow_stages(m, name, valid, ready_up, ready_down, halves, width: int):
 
 
 def pipeline_latency(plan: list) -> int:
-    """Register levels of a plan: one per butterfly step, two per twiddle step."""
-    return sum({nx.Butterfly: 1, nx.Twiddle: 2}.get(type(step), 0) for step in plan)
+    """Register levels of a plan: one per butterfly step, three per twiddle step."""
+    return sum({nx.Butterfly: 1, nx.Twiddle: 3}.get(type(step), 0) for step in plan)
 
 
 class PlanPipeline(wiring.Component):
@@ -168,7 +169,13 @@ class PlanPipeline(wiring.Component):
                 passed = [n for n in range(self._k) if n not in
                           {col for rot in step.rotations for col in rot[:2]}]
                 regs = stage([cols[n] for n in passed], None)
-                # Level 2: sum the products, round and saturate back to the column width.
+                # Level 2: the products registered again, in the fabric beside the sums: the
+                # multipliers sit in a few rows of the die, and the route from one to the
+                # sum and rounding was the k = 8 design's critical path (Fmax).
+                flat = stage([p for four in products for p in four] + regs, None)
+                products = [flat[4 * n:4 * n + 4] for n in range(len(products))]
+                regs = flat[4 * len(products):]
+                # Level 3: sum the products, round and saturate back to the column width.
                 rotated = dict(zip(passed, regs))
                 for (cr, ci, c, s), (ac, bs, as_, bc) in zip(step.rotations, products):
                     rotated[cr] = narrow_hw(ac - bs, nx.TWIDDLE_FRAC, step.width)
