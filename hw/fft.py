@@ -21,13 +21,25 @@ from circa.config import check_block_size, check_width
 from circa.hw.dsp import product
 
 
+def saturate(v, width: int):
+    """``v`` clamped to ``signed(width)``. It fits when its bits from the target's sign bit
+    up are all equal, so the test is a few LUTs, not two comparators' carry chains (these
+    clamps follow an adder on many paths: Fmax)."""
+    lo, hi = nx.signed_range(width)
+    if v.shape().width < width or (v.shape().signed and v.shape().width == width):
+        return v
+    top = v[width - 1:]
+    if v.shape().signed:
+        return Mux(~top.any() | top.all(), v[:width].as_signed(), Mux(v[-1], lo, hi))
+    return Mux(~top.any(), v[:width].as_signed(), hi)
+
+
 def narrow_hw(v, s: int, width: int):
     """Gates for :func:`circa.numerics.narrow`; the clamp only where the value can overflow."""
     v = nx.round_shift(v, s)
     if v.shape().width <= width:
         return v
-    lo, hi = nx.signed_range(width)
-    return Mux(v > hi, hi, Mux(v < lo, lo, v))
+    return saturate(v, width)
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
@@ -43,9 +55,7 @@ def shift_half(v, s):
 def round_saturate(half, width: int):
     """Second half of a run-time narrowing: round half up and saturate ``shift_half``'s
     value to ``width`` bits."""
-    shifted = (half + 1) >> 1
-    lo, hi = nx.signed_range(width)
-    return Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))
+    return saturate((half + 1) >> 1, width)
 
 
 def pipeline_register(m, name, valid, ready_up, ready_down, values):

@@ -3,9 +3,10 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from circa.hw.fft import RealFFT, RealIFFT
+from circa.hw.fft import RealFFT, RealIFFT, saturate
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
@@ -82,3 +83,26 @@ def test_latency_is_exact():
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RealFFT(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [signed(7), unsigned(7), signed(5), unsigned(5), unsigned(4),
+                                   signed(3)], ids=str)
+def test_saturate_clamps_every_value(shape):
+    """The sign-bit test clamps exactly like comparisons would, for every input value."""
+    width = 5
+    v = Signal(shape)
+    out = Signal(signed(8))
+    m = Module()
+    m.d.comb += out.eq(saturate(v, width))
+    lo, hi = -2 ** (width - 1), 2 ** (width - 1) - 1
+    values = range(-2 ** (shape.width - 1), 2 ** (shape.width - 1)) if shape.signed \
+        else range(2 ** shape.width)
+
+    async def bench(ctx):
+        for x in values:
+            ctx.set(v, x)
+            assert ctx.get(out) == min(max(x, lo), hi), x
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
