@@ -71,8 +71,8 @@ def _build(args) -> tuple[dict, str, bool]:
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
-    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq, router=args.router,
-                       seeds=args.seed)
+    report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq or bench.GOAL_MHZ,
+                       router=args.router, seeds=args.seed)
     return report, bench.render(report), True
 
 
@@ -180,7 +180,9 @@ def parser() -> argparse.ArgumentParser:
         "clock's timing is not met."))
     build.add_argument("dir", metavar="DIR", help="a directory written by circa compile")
     build.add_argument("--board", default=DEFAULT, help=f"default {DEFAULT}")
-    build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
+    build.add_argument("--freq", type=float, metavar="MHZ",
+                       help="clock and place-and-route timing target (default: the board's; "
+                       "a higher one leaves more margin, docs/boards.md)")
     build.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
     build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
@@ -194,7 +196,9 @@ def parser() -> argparse.ArgumentParser:
         "(--board kcu105: yosys UltraScale figures only). Large builds: tens of minutes each."))
     fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
     fpga.add_argument("--board", default=DEFAULT)
-    fpga.add_argument("--freq", type=float, metavar="MHZ", help="target clock")
+    fpga.add_argument("--freq", type=float, metavar="MHZ",
+                      help="clock and place-and-route timing target (default 100, the goal; "
+                      "nextpnr only places for timing while the target is missed)")
     fpga.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
     fpga.add_argument("--seed", type=int, nargs="+", default=[1], metavar="N",
                       help="nextpnr seeds, one build each (default 1): placement moves Fmax")

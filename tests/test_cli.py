@@ -24,19 +24,20 @@ def test_unknown_command_is_rejected(capsys):
 
 
 def test_bench_fpga_builds_once_per_seed(monkeypatch, capsys):
-    """`circa bench-fpga --seed 1 2`: one build per k and seed, each a row of the table."""
+    """`circa bench-fpga --seed 1 2`: one build per k and seed, each a row of the table,
+    clocked at the 100 MHz goal unless --freq says otherwise."""
     from circa.boards import bench, build
     calls = []
 
-    def fake_build(directory, board, *, seed, **_):
-        calls.append(seed)
+    def fake_build(directory, board, *, seed, freq_mhz, **_):
+        calls.append((seed, freq_mhz))
         return {"board": board, "device": "LFE5U-85F", "fmax_mhz": 60.0 + seed,
                 "target_mhz": 50, "timing_met": True, "luts": 1, "ffs": 2, "dsps": 3,
                 "brams": 4, "config": "cfg", "seconds": {"total": 5.0}}
     monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2"]) == 0
-    assert calls == [1, 2]
+    assert calls == [(1, 100.0), (2, 100.0)]
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line.split()[:1] == ["8"]]
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
