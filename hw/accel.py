@@ -32,7 +32,7 @@ from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
-from circa.hw.hints import lane_copies
+from circa.hw.hints import REPLICA, lane_copies
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -135,8 +135,15 @@ class Accelerator(wiring.Component):
 
         # -- host port -----------------------------------------------------------------------
         cmd, rsp = self.host_cmd, self.host_rsp
-        running = Signal()
+        # `running` twice, as replicas (hw/hints.py): the host port's copy, read by the
+        # command handshake, sits beside the host bridge, the controller's beside the
+        # controller (one register on both sides was the k = 16 design's critical path, a
+        # round trip across the die through the handshake: Fmax).
+        running, host_running = (Signal(name=f"running{REPLICA}{n}") for n in range(2))
         self._debug["running"] = running
+
+        def set_running(value):
+            return [running.eq(value), host_running.eq(value)]
         counters = [Signal(32, name=f"count_{name}") for name in COUNTERS]
         status = Signal(64)
         m.d.comb += status.eq(self.done | (self.error << 1) | (self.pc << 16))
@@ -148,7 +155,7 @@ class Accelerator(wiring.Component):
         # Writes only while stopped (STATUS and COUNTER any time); a command waits while a
         # response is pending.
         m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & (
-            ~running | (cmd.p.kind == Host.STATUS) | (cmd.p.kind == Host.COUNTER)))
+            ~host_running | (cmd.p.kind == Host.STATUS) | (cmd.p.kind == Host.COUNTER)))
         take = cmd.valid & cmd.ready
         kind = cmd.p.kind
         host_act_read = take & (kind == Host.READ_ACT)
@@ -320,18 +327,23 @@ class Accelerator(wiring.Component):
         # W4: the word and its address registered before the block RAMs, which a wide
         # scratchpad spreads across the die (the bias adder followed by that route was the
         # k = 16 design's critical path: Fmax). The write lands four cycles or more before
-        # the next instruction's first read.
-        write_en, write_addr, write_data = Signal(), Signal.like(act_w.addr), Signal(block)
-        m.d.sync += [write_en.eq(store_valid), write_addr.eq(dst + written),
-                     write_data.eq(stored)]
+        # the next instruction's first read. The host writes only while the controller is
+        # stopped, when the writer does not: each lane's write data takes the host's word
+        # unless its copy of the write enable is set, so no one register (`running`, as it
+        # was) selects between them across the whole scratchpad.
+        write_addr, write_data = Signal.like(act_w.addr), Signal(block)
+        write_en = [copy for copy, in lane_copies(kind_copy, "write_en", [store_valid], k)]
+        m.d.sync += [write_addr.eq(dst + written), write_data.eq(stored)]
+        dw = cfg.engine.data_width
+        m.d.comb += [act_w.data[n].eq(Mux(write_en[n], write_data[n],
+                                          cmd.p.data[n * dw:(n + 1) * dw])) for n in range(k)]
         # The writer never stalls, and an engine only produces blocks for its own instruction,
         # while it streams: so the engines' output ready is tied high, and no back-pressure
         # chain runs through their pipelines (every stage's ready is then constant: Fmax).
         m.d.comb += [
             circ.o_y.ready.eq(1), sparse.o_y.ready.eq(1), vec.o.ready.eq(1),
-            act_w.en.eq(Mux(running, write_en, take & (kind == Host.WRITE_ACT))),
-            act_w.addr.eq(Mux(running, write_addr, cmd.p.addr)),
-            act_w.data.eq(Mux(running, write_data, cmd.p.data)),
+            act_w.en.eq(write_en[0] | (take & (kind == Host.WRITE_ACT))),
+            act_w.addr.eq(Mux(write_en[0], write_addr, cmd.p.addr)),
         ]
 
         # engine set-up
@@ -354,7 +366,7 @@ class Accelerator(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(take & (kind == Host.START)):
-                    m.d.sync += [running.eq(1), self.pc.eq(0), self.done.eq(0),
+                    m.d.sync += set_running(1) + [self.pc.eq(0), self.done.eq(0),
                                  self.error.eq(0)] + [c.eq(0) for c in counters]
                     m.next = "FETCH"
             with m.State("FETCH"):
@@ -378,10 +390,10 @@ class Accelerator(wiring.Component):
             with m.State("EXECUTE"):
                 m.d.sync += counters[4].eq(counters[4] + 1)
                 with m.If(~legal_r):
-                    m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
+                    m.d.sync += set_running(0) + [self.error.eq(1), self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(op == Op.HALT):
-                    m.d.sync += [running.eq(0), self.done.eq(1)]
+                    m.d.sync += set_running(0) + [self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(is_mvc | is_mvs | is_vector):
                     m.d.comb += [circ.start.eq(is_mvc), sparse.start.eq(is_mvs)]
