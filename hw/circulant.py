@@ -45,7 +45,7 @@ class BlockCirculantEngine(wiring.Component):
     cycles, mac_cycles : cycles of the last/current MVM, and cycles the MAC array worked.
 
     Throughput: one block product per lane per cycle; an MVM takes about
-    ``ceil(p/L) * max(q, L + 6)`` cycles plus ``latency``.
+    ``ceil(p/L) * max(q, L + MAC_DEPTH)`` cycles plus ``latency``.
     """
 
     def __init__(self, cfg: EngineConfig, weights: np.ndarray | None = None):
@@ -76,9 +76,9 @@ class BlockCirculantEngine(wiring.Component):
 
     cfg = property(lambda self: self._cfg)
 
-    # Issue -> S1 (memory reads) -> S1b (operand registers) -> S2 (the multipliers' operand
-    # registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
-    MAC_DEPTH = 6
+    # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
+    # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
+    MAC_DEPTH = 7
 
     @property
     def latency(self) -> int:
@@ -100,13 +100,14 @@ class BlockCirculantEngine(wiring.Component):
         spectra = memory.Memory(shape=fft.o.p.shape(), depth=cfg.max_q, init=[])
         m.submodules.spectra = spectra
         spec_w, spec_r = spectra.write_port(), spectra.read_port()
-        weight_rd = []
+        # Each lane's weight words in slices of at most 36 bits (a block RAM's widest port),
+        # a memory each, read at an address register of its own (S0, a replica: hw/hints.py):
+        # one address register for a lane's whole word reached block RAMs spread across half
+        # the die (11 ns of routing on one net at k = 8: Fmax).
+        per_slice = max(1, 36 // cfg.weight_width)
+        slices = [range(n, min(n + per_slice, k)) for n in range(0, k, per_slice)]
+        weight_ports = []       # per lane: (columns, read port, its address register)
         for lane in range(L):
-            mem = memory.Memory(shape=data.ArrayLayout(signed(cfg.weight_width), k),
-                                depth=cfg.weight_depth,
-                                init=[[int(v) for v in word] for word in self._weights[lane]])
-            m.submodules[f"weights{lane}"] = mem
-            wr, rd = mem.write_port(), mem.read_port()
             write = [self.w_en & (self.w_lane == lane), self.w_addr, self.w_data]
             if L > 1:
                 # Host writes are registered once per lane, as replicas (hw/hints.py), so that
@@ -115,11 +116,23 @@ class BlockCirculantEngine(wiring.Component):
                 # critical path (Fmax). A write lands a cycle later, which the host cannot see.
                 regs = [Signal(name=f"w_en{REPLICA}{lane}"),
                         Signal.like(self.w_addr, name=f"w_addr{REPLICA}{lane}"),
-                        Signal(wr.data.shape(), name=f"w_data{REPLICA}{lane}")]
+                        Signal(self.w_data.shape(), name=f"w_data{REPLICA}{lane}")]
                 m.d.sync += [r.eq(v) for r, v in zip(regs, write)]
                 write = regs
-            m.d.comb += [wr.en.eq(write[0]), wr.addr.eq(write[1]), wr.data.eq(write[2])]
-            weight_rd.append(rd)
+            ports = []
+            for n, cols in enumerate(slices):
+                mem = memory.Memory(
+                    shape=data.ArrayLayout(signed(cfg.weight_width), len(cols)),
+                    depth=cfg.weight_depth,
+                    init=[[int(word[c]) for c in cols] for word in self._weights[lane]])
+                m.submodules[f"weights{lane}_{n}"] = mem
+                wr, rd = mem.write_port(), mem.read_port()
+                m.d.comb += [wr.en.eq(write[0]), wr.addr.eq(write[1])]
+                m.d.comb += [wr.data[i].eq(write[2][c]) for i, c in enumerate(cols)]
+                address = Signal(range(cfg.weight_depth + 1), name=f"waddr{REPLICA}{lane}_{n}")
+                m.d.comb += rd.addr.eq(address)
+                ports.append((cols, rd, address))
+            weight_ports.append(ports)
 
         # -- run parameters, latched on start ------------------------------------------
         last_q = Signal.like(self.q)      # q - 1
@@ -129,11 +142,7 @@ class BlockCirculantEngine(wiring.Component):
         # -- issue: one token (group g, input block j) per cycle ---------------------------
         first_group = Signal()
         j = Signal(range(cfg.max_q))
-        # One weight address counter per lane, as replicas (hw/hints.py): one register
-        # addressing every lane's block RAMs across the die was the k = 8 design's critical
-        # path (12 ns of routing on one net, Fmax).
-        waddrs = [Signal(range(cfg.weight_depth + 1), name=f"waddr{REPLICA}{lane}")
-                  for lane in range(L)]
+        waddr = Signal(range(cfg.weight_depth + 1))
         # `j == q - 1` and "the result bank is empty and no group's last token is on its
         # way" are registers, computed from the next state a cycle ahead: they gate the
         # FFT's ready, which the FFT pipeline and the accelerator's FIFO read on, so that
@@ -148,29 +157,32 @@ class BlockCirculantEngine(wiring.Component):
             spec_w.en.eq(issue & first_group),
             spec_w.addr.eq(j),
             spec_w.data.eq(fft.o.p),
-            spec_r.addr.eq(j),
         ]
-        for rd, waddr in zip(weight_rd, waddrs):
-            m.d.comb += rd.addr.eq(waddr)
 
         # lanes that hold real output blocks in group g (the last group may be partial)
         remaining = Signal(range(cfg.max_p + 1))   # p - g*L
         with m.If(issue):
-            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)),
+            m.d.sync += [j.eq(Mux(last_j, 0, j + 1)), waddr.eq(waddr + 1),
                          last_j.eq(Mux(last_j, last_q == 0, j + 1 == last_q))]
-            m.d.sync += [waddr.eq(waddr + 1) for waddr in waddrs]
             with m.If(last_j):
                 m.d.sync += [first_group.eq(0), remaining.eq(remaining - L)]
                 with m.If(remaining <= L):
                     m.d.sync += running.eq(0)
 
-        # -- S1: operands arrive from the memories (or the FFT, for the first group) ------
-        s1_valid, s1_first, s1_last, s1_from_fft = Signal(), Signal(), Signal(), Signal()
-        s1_lanes = Signal(range(L + 1))
-        s1_fft = Signal.like(fft.o.p)
-        m.d.sync += [s1_valid.eq(issue), s1_first.eq(j == 0), s1_last.eq(last_j),
-                     s1_from_fft.eq(first_group), s1_fft.eq(fft.o.p),
-                     s1_lanes.eq(Mux(remaining < L, remaining, L))]
+        # -- S0: the memories' read addresses in their registers; S1: operands arrive from
+        # the memories (or the FFT, for the first group) ----------------------------------
+        s0_valid, s0_first, s0_last, s0_from_fft = Signal(), Signal(), Signal(), Signal()
+        s0_lanes = Signal(range(L + 1))
+        s0_fft, s1_fft = Signal.like(fft.o.p), Signal.like(fft.o.p)
+        s1_from_fft = Signal()
+        m.d.sync += [s0_valid.eq(issue), s0_first.eq(j == 0), s0_last.eq(last_j),
+                     s0_from_fft.eq(first_group), s0_fft.eq(fft.o.p),
+                     s0_lanes.eq(Mux(remaining < L, remaining, L)),
+                     s1_from_fft.eq(s0_from_fft), s1_fft.eq(s0_fft)]
+        spectrum_address = Signal.like(j)
+        m.d.sync += [spectrum_address.eq(j)] + [
+            address.eq(waddr) for ports in weight_ports for _, _, address in ports]
+        m.d.comb += spec_r.addr.eq(spectrum_address)
 
         # -- S1b: operands registered in the fabric, beside the memories (a block RAM's output
         # is slow: 5.8 ns on the ECP5); S2: in each multiplier's operand registers; S3: real
@@ -179,12 +191,12 @@ class BlockCirculantEngine(wiring.Component):
         m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
         weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
                    for lane in range(L)]
-        m.d.sync += [weights[lane][n].eq(weight_rd[lane].data[n])
-                     for lane in range(L) for n in range(k)]
-        tokens = [(s1_valid, s1_first, s1_last, s1_lanes)]     # (valid, first, last, lanes)
-        for stage in ("s1b", "s2", "s3", "s4"):
+        m.d.sync += [weights[lane][c].eq(rd.data[i]) for lane in range(L)
+                     for cols, rd, _ in weight_ports[lane] for i, c in enumerate(cols)]
+        tokens = [(s0_valid, s0_first, s0_last, s0_lanes)]     # (valid, first, last, lanes)
+        for stage in ("s1", "s1b", "s2", "s3", "s4"):
             token = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_first"),
-                     Signal(name=f"{stage}_last"), Signal.like(s1_lanes, name=f"{stage}_lanes"))
+                     Signal(name=f"{stage}_last"), Signal.like(s0_lanes, name=f"{stage}_lanes"))
             m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
             tokens.append(token)
         s4_valid, s4_first, s4_last, s4_lanes = tokens[-1]
@@ -274,9 +286,8 @@ class BlockCirculantEngine(wiring.Component):
             m.d.sync += [last_q.eq(self.q - 1), shift.eq(self.shift),
                          out_shift.eq(self.out_shift),
                          running.eq(1), first_group.eq(1), j.eq(0), last_j.eq(self.q == 1),
-                         remaining.eq(self.p), outputs_left.eq(self.p),
+                         waddr.eq(self.base), remaining.eq(self.p), outputs_left.eq(self.p),
                          self.cycles.eq(0), self.mac_cycles.eq(0)]
-            m.d.sync += [waddr.eq(self.base) for waddr in waddrs]
         return m
 
 

@@ -47,14 +47,15 @@ def test_rtl_equals_model_on_ecp5(k, lanes, p, q, on_ecp5):
 
 
 def test_group_period_when_q_is_small():
-    """With q < L + 6 a group of L output blocks takes L + 6 cycles: the next group's last
-    token waits until the result bank has taken this one and emptied (docs/architecture.md)."""
+    """With q < L + MAC_DEPTH (7) a group of L output blocks takes L + MAC_DEPTH cycles: the
+    next group's last token waits until the result bank has taken this one and emptied, and
+    no last token is on its way (docs/architecture.md)."""
     cfg = EngineConfig(k=8, lanes=2, max_q=4, weight_depth=64)
 
     def cycles(groups):
         wf, x, shift, out_shift = random_problem(cfg, groups * cfg.lanes, 1, n=1, seed=groups)
         return run_engine(cfg, wf, x, shift, out_shift)[1][-1][0]
-    assert cycles(16) - cycles(8) == 8 * (cfg.lanes + 6)
+    assert cycles(16) - cycles(8) == 8 * (cfg.lanes + BlockCirculantEngine.MAC_DEPTH)
 
 
 def test_cycles_without_stalls():
