@@ -248,9 +248,10 @@ def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
     two_lanes = dataclasses.replace(TINY, engine=dataclasses.replace(TINY.engine, lanes=2))
     (tmp_path / "a.il").write_text(rtlil.convert(Accelerator(two_lanes)))
     marked = "r:COLLISION_X_MASK=1 %i"
+    weights = [f"weights{lane}_{n}" for lane in range(2) for n in range(2)]  # 2 x 32 bits a lane
     checks = [f"select -assert-count {reads} t:$memrd_v2 r:MEMID=\\{memory} %i {marked}"
-              for memory, reads in (("act", 2), ("spectra", 1), ("weights0", 1), ("weights1", 1))]
+              for memory, reads in [("act", 2), ("spectra", 1)] + [(w, 1) for w in weights]]
     (tmp_path / "a.ys").write_text(
         f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n" + "\n".join(checks)
-        + f"\nselect -assert-count 5 t:$memrd_v2 {marked}\n")
+        + f"\nselect -assert-count 7 t:$memrd_v2 {marked}\n")
     build.run_tool([build.tool("yosys"), "-q", "a.ys"], tmp_path, "yosys.log")
