@@ -32,7 +32,7 @@ from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
-from circa.hw.hints import REPLICA, lane_copies
+from circa.hw.hints import LANES_PER_COPY, REPLICA, lane_copies
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -174,21 +174,31 @@ class Accelerator(wiring.Component):
                     with m.Case(n):
                         m.d.sync += other_word.eq(counter)
             m.d.sync += [is_act.eq(0), rsp_full.eq(1)]
-        r, c = cfg.sparse_block
+        # Writes to the instruction, weight and table memories: on a wide design a command
+        # and its decoded write enables are registered first, beside the host port (the
+        # handshake decoded into write enables across the die was the k = 8 design's
+        # critical path: Fmax). They land a cycle later, unseen: the host reads only the
+        # scratchpad, whose writes stay direct (a READ_ACT may follow at once).
+        writes = {kind_: take & (kind == kind_) for kind_ in (
+            Host.WRITE_IMEM, Host.WRITE_CIRC, Host.WRITE_SPARSE, Host.WRITE_TABLE,
+            Host.WRITE_SCALARS)}
+        w = cmd.p
+        if k * cfg.engine.lanes > LANES_PER_COPY:
+            w = Signal(cmd.p.shape(), name="host_write")
+            staged = {kind_: Signal(name=f"host_{kind_.name.lower()}") for kind_ in writes}
+            m.d.sync += [w.eq(cmd.p)] + [staged[n].eq(v) for n, v in writes.items()]
+            writes = staged
         m.d.comb += [
-            imem_w.en.eq(take & (kind == Host.WRITE_IMEM)),
-            imem_w.addr.eq(cmd.p.addr), imem_w.data.eq(cmd.p.data),
-            circ.w_en.eq(take & (kind == Host.WRITE_CIRC)),
-            circ.w_lane.eq(cmd.p.lane), circ.w_addr.eq(cmd.p.addr),
-            circ.w_data.eq(cmd.p.data),
-            sparse.w_en.eq(take & (kind == Host.WRITE_SPARSE)),
-            sparse.w_addr.eq(cmd.p.addr),
-            sparse.w_index.row.eq(cmd.p.data[:16]), sparse.w_index.col.eq(cmd.p.data[16:32]),
-            sparse.w_block.eq(cmd.p.data[32:]),
-            vec.t_en.eq(take & (kind == Host.WRITE_TABLE)),
-            vec.t_addr.eq(cmd.p.addr), vec.t_data.eq(cmd.p.data),
-            vec.s_en.eq(take & (kind == Host.WRITE_SCALARS)),
-            vec.s_table.eq(cmd.p.lane), vec.s_data.eq(cmd.p.data),
+            imem_w.en.eq(writes[Host.WRITE_IMEM]), imem_w.addr.eq(w.addr),
+            imem_w.data.eq(w.data),
+            circ.w_en.eq(writes[Host.WRITE_CIRC]),
+            circ.w_lane.eq(w.lane), circ.w_addr.eq(w.addr), circ.w_data.eq(w.data),
+            sparse.w_en.eq(writes[Host.WRITE_SPARSE]), sparse.w_addr.eq(w.addr),
+            sparse.w_index.row.eq(w.data[:16]), sparse.w_index.col.eq(w.data[16:32]),
+            sparse.w_block.eq(w.data[32:]),
+            vec.t_en.eq(writes[Host.WRITE_TABLE]), vec.t_addr.eq(w.addr), vec.t_data.eq(w.data),
+            vec.s_en.eq(writes[Host.WRITE_SCALARS]), vec.s_table.eq(w.lane),
+            vec.s_data.eq(w.data),
         ]
 
         # -- controller --------------------------------------------------------------------
