@@ -182,23 +182,24 @@ class Accelerator(wiring.Component):
         writes = {kind_: take & (kind == kind_) for kind_ in (
             Host.WRITE_IMEM, Host.WRITE_CIRC, Host.WRITE_SPARSE, Host.WRITE_TABLE,
             Host.WRITE_SCALARS)}
-        w = cmd.p
+        wcmd = cmd.p
         if k * cfg.engine.lanes > LANES_PER_COPY:
-            w = Signal(cmd.p.shape(), name="host_write")
+            wcmd = Signal(cmd.p.shape(), name="host_write")
             staged = {kind_: Signal(name=f"host_{kind_.name.lower()}") for kind_ in writes}
-            m.d.sync += [w.eq(cmd.p)] + [staged[n].eq(v) for n, v in writes.items()]
+            m.d.sync += [wcmd.eq(cmd.p)] + [staged[n].eq(v) for n, v in writes.items()]
             writes = staged
         m.d.comb += [
-            imem_w.en.eq(writes[Host.WRITE_IMEM]), imem_w.addr.eq(w.addr),
-            imem_w.data.eq(w.data),
+            imem_w.en.eq(writes[Host.WRITE_IMEM]), imem_w.addr.eq(wcmd.addr),
+            imem_w.data.eq(wcmd.data),
             circ.w_en.eq(writes[Host.WRITE_CIRC]),
-            circ.w_lane.eq(w.lane), circ.w_addr.eq(w.addr), circ.w_data.eq(w.data),
-            sparse.w_en.eq(writes[Host.WRITE_SPARSE]), sparse.w_addr.eq(w.addr),
-            sparse.w_index.row.eq(w.data[:16]), sparse.w_index.col.eq(w.data[16:32]),
-            sparse.w_block.eq(w.data[32:]),
-            vec.t_en.eq(writes[Host.WRITE_TABLE]), vec.t_addr.eq(w.addr), vec.t_data.eq(w.data),
-            vec.s_en.eq(writes[Host.WRITE_SCALARS]), vec.s_table.eq(w.lane),
-            vec.s_data.eq(w.data),
+            circ.w_lane.eq(wcmd.lane), circ.w_addr.eq(wcmd.addr), circ.w_data.eq(wcmd.data),
+            sparse.w_en.eq(writes[Host.WRITE_SPARSE]), sparse.w_addr.eq(wcmd.addr),
+            sparse.w_index.row.eq(wcmd.data[:16]), sparse.w_index.col.eq(wcmd.data[16:32]),
+            sparse.w_block.eq(wcmd.data[32:]),
+            vec.t_en.eq(writes[Host.WRITE_TABLE]), vec.t_addr.eq(wcmd.addr),
+            vec.t_data.eq(wcmd.data),
+            vec.s_en.eq(writes[Host.WRITE_SCALARS]), vec.s_table.eq(wcmd.lane),
+            vec.s_data.eq(wcmd.data),
         ]
 
         # -- controller --------------------------------------------------------------------

@@ -36,10 +36,7 @@ def saturate(v, width: int):
 
 def narrow_hw(v, s: int, width: int):
     """Gates for :func:`circa.numerics.narrow`; the clamp only where the value can overflow."""
-    v = nx.round_shift(v, s)
-    if v.shape().width <= width:
-        return v
-    return saturate(v, width)
+    return saturate(nx.round_shift(v, s), width)
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
