@@ -101,25 +101,23 @@ class BlockCirculantEngine(wiring.Component):
         m.submodules.spectra = spectra
         spec_w, spec_r = spectra.write_port(), spectra.read_port()
         # Each lane's weight words in slices of at most 36 bits (a block RAM's widest port),
-        # a memory each, read at an address register of its own (S0, a replica: hw/hints.py):
-        # one address register for a lane's whole word reached block RAMs spread across half
-        # the die (11 ns of routing on one net at k = 8: Fmax).
+        # a memory each, driven by registers of its own (replicas: hw/hints.py): one
+        # address register for a lane's whole word reached block RAMs spread across half the
+        # die (11 to 13 ns of routing on one net at k = 8: Fmax). A slice's address register
+        # (S0) holds the read address, or the host's write address while it writes, which
+        # it does only while the engine is stopped; host writes reach the slices through a
+        # register per lane first, and land two cycles later, which the host cannot see.
         per_slice = max(1, 36 // cfg.weight_width)
         slices = [range(n, min(n + per_slice, k)) for n in range(0, k, per_slice)]
-        weight_ports = []       # per lane: (columns, read port, its address register)
+        weight_slices = []      # (lane, columns, read port, address register, host write)
         for lane in range(L):
             write = [self.w_en & (self.w_lane == lane), self.w_addr, self.w_data]
             if L > 1:
-                # Host writes are registered once per lane, as replicas (hw/hints.py), so that
-                # each lane's block RAMs are written from registers placed beside them: one
-                # register driving every lane's RAMs across the die was the k = 8 design's
-                # critical path (Fmax). A write lands a cycle later, which the host cannot see.
                 regs = [Signal(name=f"w_en{REPLICA}{lane}"),
                         Signal.like(self.w_addr, name=f"w_addr{REPLICA}{lane}"),
                         Signal(self.w_data.shape(), name=f"w_data{REPLICA}{lane}")]
                 m.d.sync += [r.eq(v) for r, v in zip(regs, write)]
                 write = regs
-            ports = []
             for n, cols in enumerate(slices):
                 mem = memory.Memory(
                     shape=data.ArrayLayout(signed(cfg.weight_width), len(cols)),
@@ -127,12 +125,14 @@ class BlockCirculantEngine(wiring.Component):
                     init=[[int(word[c]) for c in cols] for word in self._weights[lane]])
                 m.submodules[f"weights{lane}_{n}"] = mem
                 wr, rd = mem.write_port(), mem.read_port()
-                m.d.comb += [wr.en.eq(write[0]), wr.addr.eq(write[1])]
-                m.d.comb += [wr.data[i].eq(write[2][c]) for i, c in enumerate(cols)]
                 address = Signal(range(cfg.weight_depth + 1), name=f"waddr{REPLICA}{lane}_{n}")
-                m.d.comb += rd.addr.eq(address)
-                ports.append((cols, rd, address))
-            weight_ports.append(ports)
+                enable = Signal(name=f"w_en{REPLICA}{lane}_{n}")
+                values = Signal(wr.data.shape(), name=f"w_data{REPLICA}{lane}_{n}")
+                m.d.sync += [enable.eq(write[0])]
+                m.d.sync += [values[i].eq(write[2][c]) for i, c in enumerate(cols)]
+                m.d.comb += [rd.addr.eq(address), wr.addr.eq(address), wr.en.eq(enable),
+                             wr.data.eq(values)]
+                weight_slices.append((lane, cols, rd, address, write))
 
         # -- run parameters, latched on start ------------------------------------------
         last_q = Signal.like(self.q)      # q - 1
@@ -181,7 +181,8 @@ class BlockCirculantEngine(wiring.Component):
                      s1_from_fft.eq(s0_from_fft), s1_fft.eq(s0_fft)]
         spectrum_address = Signal.like(j)
         m.d.sync += [spectrum_address.eq(j)] + [
-            address.eq(waddr) for ports in weight_ports for _, _, address in ports]
+            address.eq(Mux(write[0], write[1], waddr))
+            for _, _, _, address, write in weight_slices]
         m.d.comb += spec_r.addr.eq(spectrum_address)
 
         # -- S1b: operands registered in the fabric, beside the memories (a block RAM's output
@@ -191,8 +192,8 @@ class BlockCirculantEngine(wiring.Component):
         m.d.sync += [x[n].eq(Mux(s1_from_fft, s1_fft[n], spec_r.data[n])) for n in range(k)]
         weights = [[Signal(signed(cfg.weight_width), name=f"w{lane}_{n}") for n in range(k)]
                    for lane in range(L)]
-        m.d.sync += [weights[lane][c].eq(rd.data[i]) for lane in range(L)
-                     for cols, rd, _ in weight_ports[lane] for i, c in enumerate(cols)]
+        m.d.sync += [weights[lane][c].eq(rd.data[i])
+                     for lane, cols, rd, *_ in weight_slices for i, c in enumerate(cols)]
         tokens = [(s0_valid, s0_first, s0_last, s0_lanes)]     # (valid, first, last, lanes)
         for stage in ("s1", "s1b", "s2", "s3", "s4"):
             token = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_first"),
