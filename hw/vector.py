@@ -22,13 +22,14 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), nine
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), ten
 stages so that no path holds more than one adder, shifter or multiplier (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
           Sx: x = clip(a, lo, hi) with the table's scalars
           Sy: y = x >> seg_shift; the segment index, clipped -> table address
           S1: table entry (memory read), x, b, op, shifts
+          S1t: the table entry registered as it leaves the memory
           S1o: the multiplier's operands x, m and the addend c, selected by op
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
@@ -163,7 +164,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 9
+    LATENCY = 10
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -298,11 +299,17 @@ class VectorUnit(wiring.Component):
             if entries:
                 m.d.comb += mem_addr[lane].eq(Cat(index[:seg_bits], sy_table[lane][0]))
 
-        # -- stage 1: table entry arrives; pick the operands m, c and the shift s ------------
+        # -- stage 1: the table entry arrives; stage 1t: it is registered as it leaves the
+        # block RAM (5.8 ns clock-to-out on the ECP5, and the RAM sits where its column has
+        # room: the k = 8 design's critical path), then the operands m, c and the shift s
+        # are picked from it ---------------------------------------------------------------
         s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sy_valid, sy_op, sy_shift, sy_pshift])
-        s1_lane_op = lane_copies(stage, "s1_op", [sy_op], k)
-        s1_x = stage("s1_x", sy_x)
-        s1_b = stage("s1_b", sy_b)
+        s1_x, s1_b = stage("s1_x", sy_x), stage("s1_b", sy_b)
+        entries = stage("s1t_entry", entries)
+        s1_lane_op = lane_copies(stage, "s1t_op", [s1_op], k)
+        s1_valid, s1_op, s1_shift, s1_pshift = stage("s1t", [s1_valid, s1_op, s1_shift,
+                                                             s1_pshift])
+        s1_x, s1_b = stage("s1t_x", s1_x), stage("s1t_b", s1_b)
         # VSHL: a << min(shift, w-1) as an exact right shift of a << (w-1) (module docstring)
         shl_shift = (w - 1) - Mux(s1_shift > w - 1, w - 1, s1_shift)
         s = Signal(SHIFT_WIDTH)
