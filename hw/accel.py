@@ -32,7 +32,7 @@ from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
-from circa.hw.hints import LANES_PER_COPY, REPLICA, lane_copies
+from circa.hw.hints import LANES_PER_COPY, REPLICA, lane_copies, registers
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -310,11 +310,7 @@ class Accelerator(wiring.Component):
         # The writer's per-word selects (which engine, whether a bias is added) are copies
         # of the instruction's kind, one per group of lanes (hw/hints.py): one register
         # driving every word's multiplexer was the k = 8 design's critical path (Fmax).
-        def kind_copy(name, values):
-            regs = [Signal(name=f"{name}_{n}") for n in range(len(values))]
-            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
-            return regs
-        selects = lane_copies(kind_copy, "writer_kind", [
+        selects = lane_copies(registers(m), "writer_kind", [
             op_mvc, op_mvs, (op_mvc | op_mvs) & (ins.c != 0)], k)
         out_valid = Mux(is_mvc, circ.o_y.valid, Mux(is_mvs, sparse.o_y.valid, vec.o.valid))
         out_data = Signal(block)
@@ -343,7 +339,7 @@ class Accelerator(wiring.Component):
         # unless its copy of the write enable is set, so no one register (`running`, as it
         # was) selects between them across the whole scratchpad.
         write_addr, write_data = Signal.like(act_w.addr), Signal(block)
-        write_en = [copy for copy, in lane_copies(kind_copy, "write_en", [store_valid], k)]
+        write_en = [copy for copy, in lane_copies(registers(m), "write_en", [store_valid], k)]
         m.d.sync += [write_addr.eq(dst + written), write_data.eq(stored)]
         dw = cfg.engine.data_width
         m.d.comb += [act_w.data[n].eq(Mux(write_en[n], write_data[n],

@@ -28,7 +28,7 @@ from circa.config import EngineConfig
 from circa.hw.dsp import product
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
                           pipeline_register, shift_half)
-from circa.hw.hints import REPLICA
+from circa.hw.hints import REPLICA, lane_copies, registers
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -256,7 +256,11 @@ class BlockCirculantEngine(wiring.Component):
                          for lane in range(L - 1) for n in range(k)]
             with m.If(bank_full):
                 m.d.sync += sent.eq(sent + 1)
-        halves = [shift_half(bank[0][n], shift) for n in range(k)]
+        # The run-time shifts, latched on start, drive every word's barrel shifter: a copy
+        # per group of words (hw/hints.py), a cycle behind the latch, long before the first
+        # block arrives (one register for all was the k = 16 design's critical path: Fmax).
+        shifts = lane_copies(registers(m), "shifts", [shift, out_shift], k)
+        halves = [shift_half(bank[0][n], shifts[n][0]) for n in range(k)]
         # Each run-time narrowing takes two registered steps, the barrel shift and the
         # rounding and saturation, so that no path holds a barrel shifter and a carry chain
         # (or a butterfly, or the writer) (Fmax).
@@ -269,7 +273,7 @@ class BlockCirculantEngine(wiring.Component):
         # -- output ----------------------------------------------------------------------
         out_valid, out, _ = narrow_stages(
             m, "out", ifft.o.valid, ifft.o.ready, self.o_y.ready,
-            [shift_half(ifft.o.p[n], out_shift) for n in range(k)], cfg.data_width)
+            [shift_half(ifft.o.p[n], shifts[n][1]) for n in range(k)], cfg.data_width)
         m.d.comb += self.o_y.valid.eq(out_valid)
         for n in range(k):
             m.d.comb += self.o_y.p[n].eq(out[n])

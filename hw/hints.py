@@ -22,6 +22,8 @@ states which memories are collision-free and why).
 """
 from __future__ import annotations
 
+from amaranth.hdl import Signal
+
 REPLICA = "_replica"
 LANES_PER_COPY = 4
 #: yosys: mark the flip-flops driving any wire named ``*_replica*`` keep (through any
@@ -51,3 +53,13 @@ def lane_copies(register, name: str, values: list, k: int) -> list[list]:
     groups = [register(f"{name}{REPLICA}{g}", values)
               for g in range(-(-k // LANES_PER_COPY))]
     return [groups[lane // LANES_PER_COPY] for lane in range(k)]
+
+
+def registers(m):
+    """A ``register(name, values)`` for :func:`lane_copies`: plain registers of ``m``'s sync
+    domain, loaded every cycle (so a copy follows its value a cycle later)."""
+    def register(name, values):
+        regs = [Signal(v.shape(), name=f"{name}_{n}") for n, v in enumerate(values)]
+        m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+        return regs
+    return register
