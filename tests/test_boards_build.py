@@ -221,11 +221,14 @@ def _circulant_engine():
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
-@pytest.mark.parametrize("unit, register, copies", [
-    (_vector_unit, "sx_seg_shift", 2),      # one segment shift per 4 of the 8 lanes
-    (_circulant_engine, "w_data", 4)],      # host write data, one register per lane
-    ids=["vector-control", "engine-weight-writes"])
-def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, copies):
+@pytest.mark.parametrize("unit, register, copies, merged", [
+    (_vector_unit, "sx_seg_shift", 2, 1),   # one segment shift per 4 of the 8 lanes
+    # a weight address register per 32-bit slice, 4 lanes x 4; unmarked, the slices of a
+    # lane merge (their inputs are the same), the lanes not (each its own write enable)
+    (_circulant_engine, "waddr", 16, 4)],
+    ids=["vector-control", "engine-weight-addresses"])
+def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, copies,
+                                                merged):
     """Registers replicated for fanout (hw/hints.py) stay apart through synthesis; yosys
     merges the copies unless the build script marks them."""
     from amaranth.back import rtlil
@@ -235,7 +238,7 @@ def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, 
     wires = f"w:*{register}_replica*"
     (tmp_path / "u.ys").write_text(
         f"read_rtlil u.il\nhierarchy -top top\n{script}\nflatten\nopt -full\n"
-        f"select -assert-count {copies if keep else 1} {wires} %ci*:+[Q] t:* %i\n")
+        f"select -assert-count {copies if keep else merged} {wires} %ci*:+[Q] t:* %i\n")
     build.run_tool([build.tool("yosys"), "-q", "u.ys"], tmp_path, "yosys.log")
 
 
