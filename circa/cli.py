@@ -181,8 +181,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("dir", metavar="DIR", help="a directory written by circa compile")
     build.add_argument("--board", default=DEFAULT, help=f"default {DEFAULT}")
     build.add_argument("--freq", type=float, metavar="MHZ",
-                       help="clock and place-and-route timing target (default: the board's; "
-                       "a higher one leaves more margin, docs/boards.md)")
+                       help="clock, also place and route's timing target (default: the "
+                       "board's; nextpnr places for timing only while a target is missed, "
+                       "docs/boards.md)")
     build.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
     build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
