@@ -10,7 +10,7 @@ The clock is :data:`GOAL_MHZ` unless asked otherwise, and it is also place and r
 timing target: nextpnr weighs a path by how close it comes to the worst one only while
 the worst misses the target, and weighs every path the same once they all meet it
 (``TimingAnalyser::compute_criticality``), so a design built for a slow clock is placed
-for wire length alone and its Fmax says little about what the RTL can do.
+for wire length alone and its Fmax understates what the RTL can do (docs/boards.md).
 """
 from __future__ import annotations
 
