@@ -208,16 +208,25 @@ class Accelerator(wiring.Component):
         loop_start = Signal.like(self.pc)
         loop_left = Signal(12)
 
-        def address(reg, offset):
-            return Mux(reg == 0, 0, Mux(reg == 1, regs[1], Mux(reg == 2, regs[2], regs[3]))) \
-                + offset
+        def base(reg):
+            return Mux(reg == 0, 0, Mux(reg == 1, regs[1], Mux(reg == 2, regs[2], regs[3])))
 
         dst = Signal(signed(19))
         src_a, src_b = Signal(signed(19)), Signal(signed(19))
         bias = Signal(signed(11))          # an MVM's bias address, c - 1
-        resolve = [dst.eq(address(ins.dst_reg, ins.dst)), src_a.eq(address(ins.a_reg, ins.a)),
-                   src_b.eq(address(ins.b_reg, ins.b)),
-                   bias.eq(ins.c - 1)]                    # registered in state ADDRESS
+        # Each operand range's end, registered beside its start so that CHECK only compares.
+        # `offset + count` comes from the instruction alone, in parallel with the register
+        # select, so an end costs one more adder level, not two. Bit 5 of the opcode tells
+        # the vector operations (count n) from the MVMs (counts m, m2; Op's encoding).
+        count_a, count_b = Mux(ins.op[5], ins.n, ins.m), Mux(ins.op[5], ins.n, ins.m2)
+        dst_end, a_end, b_end = (Signal(signed(20), name=n) for n in ("dst_end", "a_end", "b_end"))
+        bias_end = Signal(signed(14))
+        resolve = [dst.eq(base(ins.dst_reg) + ins.dst), src_a.eq(base(ins.a_reg) + ins.a),
+                   src_b.eq(base(ins.b_reg) + ins.b), bias.eq(ins.c - 1),
+                   dst_end.eq(base(ins.dst_reg) + (ins.dst + ins.n)),
+                   a_end.eq(base(ins.a_reg) + (ins.a + count_a)),
+                   b_end.eq(base(ins.b_reg) + (ins.b + count_b)),
+                   bias_end.eq(ins.c - 1 + ins.n)]                # registered in state ADDRESS
         op = ins.op
         # The instruction's kind, registered: it fans out into every engine's handshake, so
         # it comes from flip-flops, not from a decode of `ins` (Fmax). `ins` is loaded in
@@ -231,24 +240,23 @@ class Accelerator(wiring.Component):
         outputs = Signal(12)               # beats the writer stores
         m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
 
-        def fits(start, count):
-            return (start >= 0) & (start + count <= cfg.act_depth)
+        def fits(start, end):
+            return (start >= 0) & (end <= cfg.act_depth)
 
-        def apart(start, other, count):
-            """Two ranges of ``count`` blocks are the same or disjoint (docs/isa.md)."""
-            return (start == other) | (start + count <= other) | (other + count <= start)
+        def apart(start, end, other, other_end):
+            """Two ranges are the same or disjoint (docs/isa.md)."""
+            return (start == other) | (end <= other) | (other_end <= start)
 
-        # Legality in three registered steps (Fmax): the instruction's own fields in ADDRESS
-        # (decoded from `op`: the registered kind follows a cycle later); in CHECK each
-        # operand range against the scratchpad and the others, one register per test (an
-        # adder and a compare each: together they were the demo design's critical path);
-        # in VERDICT the tests the instruction's kind needs.
+        # Legality in three registered steps (Fmax): the instruction's own fields and the
+        # operand ranges in ADDRESS (decoded from `op`: the registered kind follows a cycle
+        # later); in CHECK each range against the scratchpad and the others, one register
+        # per compare; in VERDICT the tests the instruction's kind needs. Only MVMs and
+        # vector operations address the scratchpad: LOOP's and ADDA's n is no block count.
         fields_ok, fields_ok_r, legal_r = Signal(), Signal(), Signal()
         m.d.comb += fields_ok.eq(
             Mux(op_mvc | op_mvs,
                 (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
                 & (ins.n <= cfg.engine.max_p)
-                & ((ins.c == 0) | fits(ins.c - 1, ins.n))
                 & Mux(op_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
                       & (ins.w < cfg.engine.weight_depth),
                       (ins.w < cfg.sparse_depth) if cfg.sparse_engine else 0),
@@ -257,16 +265,15 @@ class Accelerator(wiring.Component):
                                     | ((ins.w < cfg.tables) if cfg.tables else 0)),
                     (op == Op.HALT) | (op == Op.LOOP) | (op == Op.ENDL) | (op == Op.SETA)
                     | (op == Op.ADDA))))
-        tests = {"dst": fits(dst, ins.n),
-                 "a_mvm": fits(src_a, ins.m), "b_mvm": fits(src_b, ins.m2),
-                 "bias": (ins.c == 0) | apart(dst, bias, ins.n),
-                 "a_vec": fits(src_a, ins.n), "b_vec": fits(src_b, ins.n),
-                 "a_apart": apart(dst, src_a, ins.n),
-                 "b_apart": ~reads_b | apart(dst, src_b, ins.n)}
+        tests = {"dst": fits(dst, dst_end), "a": fits(src_a, a_end), "b": fits(src_b, b_end),
+                 "bias": (ins.c == 0) | (fits(bias, bias_end)
+                                         & apart(dst, dst_end, bias, bias_end)),
+                 "a_apart": apart(dst, dst_end, src_a, a_end),
+                 "b_apart": ~reads_b | apart(dst, dst_end, src_b, b_end)}
         ok = {name: Signal(name=f"ok_{name}") for name in tests}
-        legal = fields_ok_r & ok["dst"] & Mux(
-            is_mvc | is_mvs, ok["a_mvm"] & ok["b_mvm"] & ok["bias"],
-            ~is_vector | (ok["a_vec"] & ok["b_vec"] & ok["a_apart"] & ok["b_apart"]))
+        ranges_ok = ok["dst"] & ok["a"] & ok["b"]
+        legal = fields_ok_r & Mux(is_mvc | is_mvs, ranges_ok & ok["bias"],
+                                  ~is_vector | (ranges_ok & ok["a_apart"] & ok["b_apart"]))
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
@@ -295,12 +302,15 @@ class Accelerator(wiring.Component):
             vec.i.valid.eq(inbox.r_rdy & is_vector & reading),
             inbox.r_en.eq(Mux(is_mvc, circ.i_x.ready, Mux(is_mvs, sparse.i_x.ready,
                                                          vec.i.ready)) & reading),
-            vec.shift.eq(ins.s1), vec.table.eq(ins.w),
         ]
+        # The vector unit's control from registers of its own: the table field's path through
+        # the unit's table select was the k = 8 design's critical path (Fmax). They follow
+        # `ins` a cycle later, long before the first beat.
+        m.d.sync += [vec.shift.eq(ins.s1), vec.table.eq(ins.w)]
         with m.Switch(op):
             for isa_op, vector_op in _VECTOR_OPS.items():
                 with m.Case(isa_op):
-                    m.d.comb += vec.op.eq(vector_op)
+                    m.d.sync += vec.op.eq(vector_op)
 
         # engines -> writer -> scratchpad
         # Four stages: W1 takes an output block (and addresses its bias on read port b), W2

@@ -36,6 +36,9 @@ def illegal(program: Program, ins: isa.Instruction) -> Program:
     isa.Instruction(isa.Op.VADD, dst=SMALL.act_depth - 1, n=2),           # past the scratchpad
     isa.Instruction(isa.Op.MVC, n=1, m=SMALL.engine.max_q + 1),          # too many blocks
     isa.Instruction(isa.Op.VSIG, n=1, w=SMALL.tables),                   # no such table
+    isa.Instruction(isa.Op.VRELU, a=-1, n=1),                            # before it
+    isa.Instruction(isa.Op.MVC, n=1, m=1, b=SMALL.act_depth - 1, m2=2),  # b past it
+    isa.Instruction(isa.Op.MVC, n=2, m=1, c=SMALL.act_depth),            # bias past it
 ])
 def test_illegal_instruction_stops_with_error(ins):
     _, program, x = compile_model("mlp", "dense", SMALL)
@@ -74,6 +77,24 @@ def test_in_place_and_unread_overlaps_are_legal():
     outputs, _, status = accel_amaranth.run(program, x[:2])
     assert all(s == (0, 2) for s in status)
     assert np.array_equal(outputs[:, 0], executor.run(program, x[:2]).numpy())
+
+
+def test_loop_counts_and_steps_are_not_block_ranges():
+    """Only MVMs and vector operations address the scratchpad: a LOOP count above
+    ``act_depth`` and a negative ADDA step are legal (they once failed the range test)."""
+    _, program, x = compile_model("mlp", "dense", SMALL)
+    x0 = program.input.address
+    code = [isa.Instruction(isa.Op.SETA, dst_reg=1, w=x0 + 5),
+            isa.Instruction(isa.Op.ADDA, dst_reg=1, n=-5 & 0xFFF),             # A1 = x0
+            isa.Instruction(isa.Op.LOOP, n=SMALL.act_depth + 1),
+            isa.Instruction(isa.Op.ENDL),
+            isa.Instruction(isa.Op.VRELU, dst_reg=1, a_reg=1, n=3),
+            isa.Instruction(isa.Op.HALT)]
+    output = dataclasses.replace(program.output, address=x0, blocks=3, features=3 * SMALL.k)
+    program = dataclasses.replace(program, instructions=code, tags=[""] * 6, output=output)
+    outputs, _, status = accel_amaranth.run(program, x[:1])
+    assert status == [(0, 5)]
+    assert np.array_equal(outputs[:, 0], executor.run(program, x[:1]).numpy())
 
 
 def test_unknown_opcode_stops_with_error():
