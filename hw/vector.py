@@ -22,8 +22,9 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 * VPWL is :func:`circa.numerics.pwl`: the clamp bounds are the full word range for the
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
-Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``), ten
-stages so that no path holds more than one adder, shifter or multiplier (docs/boards.md)::
+Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
+eleven stages so that no path holds more than one adder, multiplier or 8-way shift
+(docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
           Sx: x = clip(a, lo, hi) with the table's scalars
@@ -33,7 +34,8 @@ stages so that no path holds more than one adder, shifter or multiplier (docs/bo
           S1o: the multiplier's operands x, m and the addend c, selected by op
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
-          S4: (sum << 1) >> s, the barrel shift of narrow(sum, s)
+          S4: (sum << 1) >> (s & 56), the barrel shift of narrow(sum, s) by s's multiple of 8
+          S4b: ... >> (s & 7), the rest of it
           S5: round half up, saturate  ──► o
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -153,7 +155,7 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``latency`` (9) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``LATENCY`` (11) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
@@ -164,7 +166,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 10
+    LATENCY = 11
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -363,9 +365,16 @@ class VectorUnit(wiring.Component):
         s3_valid, = stage("s3", [s2_valid])
         s3_s = lane_copies(stage, "s3_s", [s2_s], k)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
+        # shift_half(v, s) = (v << 1) >> s in two steps of an 8-way multiplexer each: by s's
+        # multiple of 8, then by the rest (the whole shift, behind the shift copies' fanout,
+        # was the k = 8 design's critical path: Fmax)
         s4_valid, = stage("s4", [s3_valid])
-        s4_half = stage("s4_half", [shift_half(v, s) for v, (s,) in zip(s3_sum, s3_s)])
-        s5_valid, = stage("s5", [s4_valid])
+        s4_coarse = stage("s4_coarse", [shift_half(v, Cat(C(0, 3), s[3:]))
+                                        for v, (s,) in zip(s3_sum, s3_s)])
+        s4_fine = stage("s4_fine", [s[:3] for (s,) in s3_s])
+        s4b_valid, = stage("s4b", [s4_valid])
+        s4_half = stage("s4b_half", [v >> f for v, f in zip(s4_coarse, s4_fine)])
+        s5_valid, = stage("s5", [s4b_valid])
         s5_y = stage("s5_y", [round_saturate(v, w) for v in s4_half])
         m.d.comb += self.o.valid.eq(s5_valid)
         for lane in range(k):
