@@ -211,9 +211,9 @@ def parser() -> argparse.ArgumentParser:
         "and E-RNN (figures from circa/baselines.toml, each with its source): latency, "
         "frames/s, dense-equivalent GOPS, per DSP and per kLUT. With no DIR: measures the "
         "k = 16 and k = 8 designs (Verilator cycles, ULX3S-85F place and route, UltraScale "
-        "synthesis), cached in $CIRCA_CACHE/compare. The k = 16 place and route takes over "
-        "an hour and has not been seen to finish here (docs/benchmarks.md); --no-build "
-        "measures cycles only, in minutes."))
+        "synthesis), cached in $CIRCA_CACHE/compare. The k = 16 place and route (router2, "
+        "100 MHz target) takes over an hour and has not been seen to finish here "
+        "(docs/benchmarks.md); --no-build measures cycles only, in minutes."))
     cmp.add_argument("dirs", nargs="*", metavar="DIR",
                      help="measurement directories (measure.json + build/, xilinx/ reports)")
     cmp.add_argument("--no-build", action="store_true",
