@@ -280,17 +280,23 @@ class Accelerator(wiring.Component):
         # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
         m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
         sent = Signal(13)
-        taken, written = Signal(12), Signal(12)    # output blocks taken, stored
+        written = Signal(12)               # output blocks stored
         in_flight = Signal()
         issue = Signal()
         reading = Signal()
         m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < inbox.depth))
-        part_a = Mux(is_vector | (sent < ins.m), src_a + sent, src_b + (sent - ins.m))
-        m.d.comb += [rd_a.addr.eq(Mux(running, part_a, cmd.p.addr)),
-                     rd_b.addr.eq(Mux(is_vector, src_b + sent, bias + taken))]
+        # Read addresses from registers that step with the reads, set up in VERDICT (Fmax:
+        # no adder or select between a counter and the block RAMs' address pins). Port a
+        # reads a[0:m] then b[0:m2] (an MVM; `a_left` counts down to the switch) or a[0:n];
+        # port b reads b[0:n] (a vector op) or the bias of each output block as the writer
+        # takes it (an MVM).
+        addr_a, addr_b = Signal.like(src_a), Signal.like(src_a)
+        a_left = Signal.like(ins.m)
+        m.d.comb += [rd_a.addr.eq(Mux(running, addr_a, cmd.p.addr)), rd_b.addr.eq(addr_b)]
         m.d.sync += in_flight.eq(issue)
         with m.If(issue):
-            m.d.sync += sent.eq(sent + 1)
+            m.d.sync += [sent.eq(sent + 1), a_left.eq(a_left - (a_left != 0)),
+                         addr_a.eq(Mux(~is_vector & (a_left == 1), src_b, addr_a + 1))]
         m.d.comb += [inbox.w_en.eq(in_flight),
                      inbox.w_data.eq(Cat(rd_a.data.as_value(), rd_b.data.as_value()))]
         a_word, b_word = inbox.r_data[:word], inbox.r_data[word:]
@@ -328,18 +334,18 @@ class Accelerator(wiring.Component):
             m.d.comb += out_data[n].eq(Mux(mvc, circ.o_y.payload[n],
                                            Mux(mvs, sparse.o_y.payload[n], vec.o.payload[n])))
         take_out = Signal()
-        held, bias, store = Signal(block), Signal(block), Signal(block)
+        held, bias_word, store = Signal(block), Signal(block), Signal(block)
         held_valid, store_valid = Signal(), Signal()
         m.d.comb += take_out.eq(reading & out_valid)
         m.d.sync += [held.eq(out_data), held_valid.eq(take_out),
-                     store.eq(held), bias.eq(rd_b.data), store_valid.eq(held_valid)]
-        with m.If(take_out):
-            m.d.sync += taken.eq(taken + 1)
+                     store.eq(held), bias_word.eq(rd_b.data), store_valid.eq(held_valid)]
+        with m.If(Mux(is_vector, issue, take_out)):
+            m.d.sync += addr_b.eq(addr_b + 1)
         with m.If(store_valid):
             m.d.sync += written.eq(written + 1)
         stored = Signal(block)
         for n, (_, _, with_bias) in enumerate(selects):
-            biased = narrow_hw(store[n] + bias[n], 0, cfg.engine.data_width)
+            biased = narrow_hw(store[n] + bias_word[n], 0, cfg.engine.data_width)
             m.d.comb += stored[n].eq(Mux(with_bias, biased, store[n]))
         # W4: the word and its address registered before the block RAMs, which a wide
         # scratchpad spreads across the die (the bias adder followed by that route was the
@@ -391,7 +397,7 @@ class Accelerator(wiring.Component):
                 m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += imem_r.addr.eq(self.pc)
-                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), taken.eq(0), written.eq(0)]
+                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), written.eq(0)]
                 m.next = "ADDRESS"
             # Three registered steps before EXECUTE keep the address adders and the bounds
             # checks off the paths into the engines (Fmax, docs/boards.md).
@@ -402,7 +408,9 @@ class Accelerator(wiring.Component):
                 m.d.sync += [ok[name].eq(test) for name, test in tests.items()]
                 m.next = "VERDICT"
             with m.State("VERDICT"):
-                m.d.sync += legal_r.eq(legal)
+                m.d.sync += [legal_r.eq(legal), a_left.eq(ins.m),
+                             addr_a.eq(Mux(is_vector | (ins.m != 0), src_a, src_b)),
+                             addr_b.eq(Mux(is_vector, src_b, bias))]
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
                 m.d.sync += counters[4].eq(counters[4] + 1)
