@@ -217,13 +217,13 @@ def _blocked(w_int, r, c):
 
 def estimated_cycles(mat: Q.Matrix, cfg: AccelConfig) -> int:
     """Cycles of one MVM by the engines' timing (docs/architecture.md): circulant
-    ``ceil(p/L) * max(q, L + 7)`` plus about 21 cycles of pipeline; sparse one block a
+    ``ceil(p/L) * max(q, L + 7)`` plus about 23 cycles of pipeline; sparse one block a
     cycle after loading the ``q`` input blocks."""
     lanes = cfg.engine.lanes
     if mat.kind == "circulant":
-        return -(-mat.p // lanes) * max(mat.q, lanes + 7) + 21
+        return -(-mat.p // lanes) * max(mat.q, lanes + 7) + 23
     nnz = np.count_nonzero(np.abs(_blocked(mat.w_int, *cfg.sparse_block)).sum(axis=(1, 3)))
-    return mat.q + int(nnz) + 6
+    return mat.q + int(nnz) + 7
 
 
 def matrices(layer):

@@ -27,7 +27,7 @@ from circa import numerics as nx
 from circa.config import EngineConfig
 from circa.hw.dsp import product
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
-                          pipeline_register, shift_half)
+                          pipeline_register)
 from circa.hw.hints import REPLICA, lane_copies, registers
 
 
@@ -84,7 +84,7 @@ class BlockCirculantEngine(wiring.Component):
     def latency(self) -> int:
         """Cycles from the last MAC issue to its output block leaving, with no stalls."""
         ifft = pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width))
-        return self.MAC_DEPTH + ifft + 5
+        return self.MAC_DEPTH + ifft + 7
 
     def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
         """Bit-exact model, see :func:`model`."""
@@ -260,12 +260,12 @@ class BlockCirculantEngine(wiring.Component):
         # per group of words (hw/hints.py), a cycle behind the latch, long before the first
         # block arrives (one register for all was the k = 16 design's critical path: Fmax).
         shifts = lane_copies(registers(m), "shifts", [shift, out_shift], k)
-        halves = [shift_half(bank[0][n], shifts[n][0]) for n in range(k)]
-        # Each run-time narrowing takes two registered steps, the barrel shift and the
-        # rounding and saturation, so that no path holds a barrel shifter and a carry chain
-        # (or a butterfly, or the writer) (Fmax).
-        to_ifft_valid, to_ifft, _ = narrow_stages(m, "to_ifft", bank_full, to_ifft_ready,
-                                               ifft.i.ready, halves, cfg.ifft_width)
+        # Each run-time narrowing takes three registered steps, the barrel shift in two and
+        # the rounding and saturation, so that no path holds more than an 8-way multiplexer
+        # or a carry chain (or a butterfly, or the writer) (Fmax).
+        to_ifft_valid, to_ifft, _ = narrow_stages(
+            m, "to_ifft", bank_full, to_ifft_ready, ifft.i.ready, bank[0],
+            [s for s, _ in shifts], cfg.ifft_width)
         m.d.comb += ifft.i.valid.eq(to_ifft_valid)
         for n in range(k):
             m.d.comb += ifft.i.p[n].eq(to_ifft[n])
@@ -273,7 +273,7 @@ class BlockCirculantEngine(wiring.Component):
         # -- output ----------------------------------------------------------------------
         out_valid, out, _ = narrow_stages(
             m, "out", ifft.o.valid, ifft.o.ready, self.o_y.ready,
-            [shift_half(ifft.o.p[n], shifts[n][1]) for n in range(k)], cfg.data_width)
+            [ifft.o.p[n] for n in range(k)], [s for _, s in shifts], cfg.data_width)
         m.d.comb += self.o_y.valid.eq(out_valid)
         for n in range(k):
             m.d.comb += self.o_y.p[n].eq(out[n])

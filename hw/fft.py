@@ -12,7 +12,7 @@ empty or being taken (``advance = ~o.valid | o.ready``), and ``i.ready = advance
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,17 +40,25 @@ def narrow_hw(v, s: int, width: int):
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
-# ``round_saturate(shift_half(v, s), width)``, two halves so that a register can sit
-# between them: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every ``s >= 0``,
-# so one barrel shifter serves, with no special case for ``s == 0``.
+# ``round_saturate(shift_fine(shift_coarse(v, s), s), width)``, three steps so that a
+# register can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for
+# every ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``, and
+# it shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a
+# 6-bit shift: the whole shifter behind its shift's fanout was a critical path, Fmax).
 
-def shift_half(v, s):
-    """First half of a run-time narrowing: the barrel shift, ``(v << 1) >> s``."""
-    return (v << 1) >> s
+def shift_coarse(v, s):
+    """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
+    return (v << 1) >> Cat(C(0, 3), s[3:])
+
+
+def shift_fine(v, s):
+    """Second step: ``v >> (s & 7)``, so that ``shift_fine(shift_coarse(v, s), s) ==
+    (v << 1) >> s``."""
+    return v >> s[:3]
 
 
 def round_saturate(half, width: int):
-    """Second half of a run-time narrowing: round half up and saturate ``shift_half``'s
+    """Last step of a run-time narrowing: round half up and saturate ``shift_fine``'s
     value to ``width`` bits."""
     return saturate((half + 1) >> 1, width)
 
@@ -67,15 +75,22 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
     return out_valid, regs
 
 
-def narrow_stages(m, name, valid, ready_up, ready_down, halves, width: int):
-    """The second half of a two-step run-time narrowing on a valid/ready stream: registers
-    ``halves`` (:func:`shift_half` values), then their :func:`round_saturate` to ``width``
-    bits. Returns ``(valid_out, values, mid_valid)``, the last the first register's valid
-    (for a drain condition); latency two cycles, one beat a cycle."""
-    ready_mid = Signal(name=f"{name}_half_ready")
-    mid_valid, mid = pipeline_register(m, f"{name}_half", valid, ready_up, ready_mid, halves)
-    return (*pipeline_register(m, name, mid_valid, ready_mid, ready_down,
-                               [round_saturate(h, width) for h in mid]), mid_valid)
+def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
+    """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
+    its shift (held while the beats flow), in three registered steps: :func:`shift_coarse`,
+    :func:`shift_fine`, :func:`round_saturate`. Returns ``(valid_out, values,
+    inner_valid)``, the last high while a beat is in the first two registers (for a drain
+    condition); latency three cycles, one beat a cycle."""
+    ready_fine, ready_round = Signal(name=f"{name}_fine_ready"), Signal(name=f"{name}_ready")
+    coarse_valid, coarse = pipeline_register(
+        m, f"{name}_coarse", valid, ready_up, ready_fine,
+        [shift_coarse(v, s) for v, s in zip(values, shifts)])
+    half_valid, halves = pipeline_register(
+        m, f"{name}_half", coarse_valid, ready_fine, ready_round,
+        [shift_fine(v, s) for v, s in zip(coarse, shifts)])
+    out_valid, out = pipeline_register(m, name, half_valid, ready_round, ready_down,
+                                       [round_saturate(h, width) for h in halves])
+    return out_valid, out, coarse_valid | half_valid
 
 
 def pipeline_latency(plan: list) -> int:

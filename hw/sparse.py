@@ -22,7 +22,7 @@ Dataflow (one ``r x c`` block per cycle, a stall-all pipeline after the walk's i
 
 Because entries are row-major, output block ``i`` (block rows ``i*k/r .. (i+1)*k/r - 1``)
 is complete as soon as an entry of a later block row reaches the accumulators (or the
-walk ends); it is then narrowed (two registered steps) and the accumulators restart.
+walk ends); it is then narrowed (three registered steps) and the accumulators restart.
 So the engine needs only ``k`` accumulators whatever the matrix size.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
-from circa.hw.fft import narrow_stages, shift_half
+from circa.hw.fft import narrow_stages
 
 __all__ = ["BlockSparseEngine", "model", "sparse_dense", "sparse_images", "check_images",
            "check_matrix", "acc_width", "max_p"]
@@ -220,11 +220,11 @@ class BlockSparseEngine(wiring.Component):
     Latency and throughput
     ----------------------
     The input blocks are buffered first (one per cycle), then the ``nnz`` entries are walked
-    one per cycle. Without stalls an MVM takes ``q + nnz + 7 + E`` cycles, where ``E`` is
+    one per cycle. Without stalls an MVM takes ``q + nnz + 8 + E`` cycles, where ``E`` is
     the number of output blocks with no entry (each costs a cycle to emit; if the first
     entry is past output block 0, one of the leading empty blocks is emitted for free), or
-    ``q + p + 2`` if ``nnz == 0``; ``mac_cycles == nnz``. The 7 are the pipeline (4), the
-    last block's emission and the two narrowing registers. Emitting a block otherwise overlaps
+    ``q + p + 3`` if ``nnz == 0``; ``mac_cycles == nnz``. The 8 are the pipeline (4), the
+    last block's emission and the three narrowing registers. Emitting a block otherwise overlaps
     the accumulation of the next block's first entry, so a dense layer runs at one block
     per cycle. Multipliers: ``r * c``, operands
     ``data_width x weight_width`` bits (both at most 18).
@@ -268,7 +268,8 @@ class BlockSparseEngine(wiring.Component):
     max_p = property(lambda self: max_p(self._cfg))
 
     # Pipeline: issue -> S1 (index read) -> S2 (input word and weights read) -> S3
-    # (products) -> S4 (row sums) -> accumulate / emit -> shift -> round and saturate.
+    # (products) -> S4 (row sums) -> accumulate / emit -> shift by 8s -> shift by the rest
+    # -> round and saturate.
 
     def model(self, x, base: int, p: int, shift: int, index=None, blocks=None) -> np.ndarray:
         """Bit-exact model on this engine's initial images (or the given ones)."""
@@ -281,10 +282,10 @@ class BlockSparseEngine(wiring.Component):
         index = np.asarray(index)
         nnz = int(index[base, 0])
         if nnz == 0:
-            return q + p + 2
+            return q + p + 3
         out_blocks = index[base + 1:base + 1 + nnz, 0] // (k // r)
         empty = p - len(np.unique(out_blocks))
-        return q + nnz + 7 + empty - (1 if out_blocks[0] > 0 else 0)
+        return q + nnz + 8 + empty - (1 if out_blocks[0] > 0 else 0)
 
     def elaborate(self, platform):
         cfg, k = self._cfg, self._cfg.k
@@ -437,14 +438,14 @@ class BlockSparseEngine(wiring.Component):
             with m.Elif(hit):
                 m.d.sync += acc[n].eq(acc[n] + sums[i])
 
-        # Narrowing in two registered steps: the barrel shift, then round and saturate.
-        out_valid, outs, half_valid = narrow_stages(m, "out", emit, room, self.o_y.ready,
-                                        [shift_half(a, shift) for a in acc], e.data_width)
+        # Narrowing in three registered steps: the barrel shift in two, round and saturate.
+        out_valid, outs, narrowing = narrow_stages(m, "out", emit, room, self.o_y.ready,
+                                                   acc, [shift] * k, e.data_width)
         m.d.comb += [self.o_y.valid.eq(out_valid)] + [self.o_y.p[n].eq(v)
                                                       for n, v in enumerate(outs)]
 
         # The MVM ends when every output block has been emitted and the last one is taken.
-        with m.If(flush & ~pending & ~half_valid & (~out_valid | self.o_y.ready)):
+        with m.If(flush & ~pending & ~narrowing & (~out_valid | self.o_y.ready)):
             m.d.sync += walking.eq(0)
 
         # -- counters and start ------------------------------------------------------------------

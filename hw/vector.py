@@ -43,7 +43,7 @@ from __future__ import annotations
 import enum
 
 import numpy as np
-from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,7 +51,7 @@ from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
 from circa.hw.hints import lane_copies
-from circa.hw.fft import round_saturate, shift_half
+from circa.hw.fft import round_saturate, shift_coarse, shift_fine
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
 
@@ -365,15 +365,13 @@ class VectorUnit(wiring.Component):
         s3_valid, = stage("s3", [s2_valid])
         s3_s = lane_copies(stage, "s3_s", [s2_s], k)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
-        # shift_half(v, s) = (v << 1) >> s in two steps of an 8-way multiplexer each: by s's
-        # multiple of 8, then by the rest (the whole shift, behind the shift copies' fanout,
-        # was the k = 8 design's critical path: Fmax)
+        # the barrel shift in two steps of an 8-way multiplexer each (hw/fft.py; the whole
+        # shift, behind the shift copies' fanout, was the k = 8 design's critical path: Fmax)
         s4_valid, = stage("s4", [s3_valid])
-        s4_coarse = stage("s4_coarse", [shift_half(v, Cat(C(0, 3), s[3:]))
-                                        for v, (s,) in zip(s3_sum, s3_s)])
-        s4_fine = stage("s4_fine", [s[:3] for (s,) in s3_s])
+        s4_coarse = stage("s4_coarse", [shift_coarse(v, s) for v, (s,) in zip(s3_sum, s3_s)])
+        s4_s = stage("s4_s", [s for (s,) in s3_s])
         s4b_valid, = stage("s4b", [s4_valid])
-        s4_half = stage("s4b_half", [v >> f for v, f in zip(s4_coarse, s4_fine)])
+        s4_half = stage("s4b_half", [shift_fine(v, s) for v, s in zip(s4_coarse, s4_s)])
         s5_valid, = stage("s5", [s4b_valid])
         s5_y = stage("s5_y", [round_saturate(v, w) for v in s4_half])
         m.d.comb += self.o.valid.eq(s5_valid)

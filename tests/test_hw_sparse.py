@@ -140,7 +140,7 @@ def test_cycles_without_stalls(k, r, c, p, q, density, empty):
     cycles, mac_cycles = counters[-1]
     assert mac_cycles == nnz
     assert cycles == dut.cycles_for(index, base, p, q)
-    assert cycles <= q + nnz + p + 6
+    assert cycles <= q + nnz + p + 7
 
 
 def test_bad_parameters():
