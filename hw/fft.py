@@ -40,27 +40,24 @@ def narrow_hw(v, s: int, width: int):
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
-# ``round_saturate(shift_fine(shift_coarse(v, s), s), width)``, three steps so that a
-# register can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for
-# every ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``, and
-# it shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a
-# 6-bit shift: the whole shifter behind its shift's fanout was a critical path, Fmax).
+# ``saturate(shift_round(shift_coarse(v, s), s), width)``, three steps so that a register
+# can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every
+# ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``. It shifts
+# by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a 6-bit
+# shift), the rounding adder follows the second, and the saturation has a step of its own
+# (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
+# saturation, were critical paths: Fmax).
 
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
     return (v << 1) >> Cat(C(0, 3), s[3:])
 
 
-def shift_fine(v, s):
-    """Second step: ``v >> (s & 7)``, so that ``shift_fine(shift_coarse(v, s), s) ==
-    (v << 1) >> s``."""
-    return v >> s[:3]
-
-
-def round_saturate(half, width: int):
-    """Last step of a run-time narrowing: round half up and saturate ``shift_fine``'s
-    value to ``width`` bits."""
-    return saturate((half + 1) >> 1, width)
+def shift_round(v, s):
+    """Second step: the rest of the shift and the rounding, ``((v >> (s & 7)) + 1) >> 1``,
+    so that ``shift_round(shift_coarse(v, s), s) == round_shift(v, s)``; then
+    :func:`saturate`."""
+    return ((v >> s[:3]) + 1) >> 1
 
 
 def pipeline_register(m, name, valid, ready_up, ready_down, values):
@@ -78,19 +75,19 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (held while the beats flow), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_fine`, :func:`round_saturate`. Returns ``(valid_out, values,
-    inner_valid)``, the last high while a beat is in the first two registers (for a drain
-    condition); latency three cycles, one beat a cycle."""
-    ready_fine, ready_round = Signal(name=f"{name}_fine_ready"), Signal(name=f"{name}_ready")
+    :func:`shift_round`, :func:`saturate`. Returns ``(valid_out, values, inner_valid)``,
+    the last high while a beat is in the first two registers (for a drain condition);
+    latency three cycles, one beat a cycle."""
+    ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
     coarse_valid, coarse = pipeline_register(
-        m, f"{name}_coarse", valid, ready_up, ready_fine,
+        m, f"{name}_coarse", valid, ready_up, ready_round,
         [shift_coarse(v, s) for v, s in zip(values, shifts)])
-    half_valid, halves = pipeline_register(
-        m, f"{name}_half", coarse_valid, ready_fine, ready_round,
-        [shift_fine(v, s) for v, s in zip(coarse, shifts)])
-    out_valid, out = pipeline_register(m, name, half_valid, ready_round, ready_down,
-                                       [round_saturate(h, width) for h in halves])
-    return out_valid, out, coarse_valid | half_valid
+    rounded_valid, rounded = pipeline_register(
+        m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
+        [shift_round(v, s) for v, s in zip(coarse, shifts)])
+    out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
+                                       [saturate(v, width) for v in rounded])
+    return out_valid, out, coarse_valid | rounded_valid
 
 
 def pipeline_latency(plan: list) -> int:

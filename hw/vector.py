@@ -23,8 +23,8 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
 Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
-eleven stages so that no path holds more than one adder, multiplier or 8-way shift
-(docs/boards.md)::
+eleven stages of at most one adder, multiplier or 8-way shift each (the second shift
+step also rounds) (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
           Sx: x = clip(a, lo, hi) with the table's scalars
@@ -35,8 +35,8 @@ eleven stages so that no path holds more than one adder, multiplier or 8-way shi
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
           S4: (sum << 1) >> (s & 56), the barrel shift of narrow(sum, s) by s's multiple of 8
-          S4b: ... >> (s & 7), the rest of it
-          S5: round half up, saturate  ──► o
+          S4b: ... >> (s & 7), the rest of it, and the rounding (+ 1) >> 1
+          S5: saturate  ──► o
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
 from circa.hw.hints import lane_copies
-from circa.hw.fft import round_saturate, shift_coarse, shift_fine
+from circa.hw.fft import saturate, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
 
@@ -365,15 +365,16 @@ class VectorUnit(wiring.Component):
         s3_valid, = stage("s3", [s2_valid])
         s3_s = lane_copies(stage, "s3_s", [s2_s], k)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
-        # the barrel shift in two steps of an 8-way multiplexer each (hw/fft.py; the whole
+        # the narrowing in three steps (hw/fft.py): the barrel shift in two of an 8-way
+        # multiplexer each, the second with the rounding, then the saturation (the whole
         # shift, behind the shift copies' fanout, was the k = 8 design's critical path: Fmax)
         s4_valid, = stage("s4", [s3_valid])
         s4_coarse = stage("s4_coarse", [shift_coarse(v, s) for v, (s,) in zip(s3_sum, s3_s)])
         s4_s = stage("s4_s", [s for (s,) in s3_s])
         s4b_valid, = stage("s4b", [s4_valid])
-        s4_half = stage("s4b_half", [shift_fine(v, s) for v, s in zip(s4_coarse, s4_s)])
+        s4_rounded = stage("s4b_rounded", [shift_round(v, s) for v, s in zip(s4_coarse, s4_s)])
         s5_valid, = stage("s5", [s4b_valid])
-        s5_y = stage("s5_y", [round_saturate(v, w) for v in s4_half])
+        s5_y = stage("s5_y", [saturate(v, w) for v in s4_rounded])
         m.d.comb += self.o.valid.eq(s5_valid)
         for lane in range(k):
             m.d.comb += self.o.p[lane].eq(s5_y[lane])

@@ -6,7 +6,8 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from circa.hw.fft import RealFFT, RealIFFT, saturate
+from circa import numerics as nx
+from circa.hw.fft import RealFFT, RealIFFT, saturate, shift_coarse, shift_round
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
@@ -102,6 +103,26 @@ def test_saturate_clamps_every_value(shape):
         for x in values:
             ctx.set(v, x)
             assert ctx.get(out) == min(max(x, lo), hi), x
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_narrowing_steps_equal_the_contract():
+    """saturate(shift_round(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
+    every 9-bit value and every shift from 0 to 19 and 63 (both steps, carries, clamps)."""
+    width, v, s = 5, Signal(signed(9)), Signal(6)
+    out = Signal(signed(8))
+    m = Module()
+    m.d.comb += out.eq(saturate(shift_round(shift_coarse(v, s), s), width))
+
+    async def bench(ctx):
+        for shift in [*range(20), 63]:
+            ctx.set(s, shift)
+            for x in range(-256, 256):
+                ctx.set(v, x)
+                assert ctx.get(out) == int(nx.narrow(np.int64(x), shift, width)), (x, shift)
 
     sim = Simulator(m)
     sim.add_testbench(bench)
