@@ -74,17 +74,20 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
-    its shift (held while the beats flow), in three registered steps: :func:`shift_coarse`,
+    its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
     :func:`shift_round`, :func:`saturate`. Returns ``(valid_out, values, inner_valid)``,
     the last high while a beat is in the first two registers (for a drain condition);
     latency three cycles, one beat a cycle."""
     ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
-    coarse_valid, coarse = pipeline_register(
+    # the rest of each shift travels with the beat: the second step reads a register of its
+    # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)
+    coarse_valid, staged = pipeline_register(
         m, f"{name}_coarse", valid, ready_up, ready_round,
-        [shift_coarse(v, s) for v, s in zip(values, shifts)])
+        [shift_coarse(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
+    coarse, rest = staged[:len(values)], staged[len(values):]
     rounded_valid, rounded = pipeline_register(
         m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
-        [shift_round(v, s) for v, s in zip(coarse, shifts)])
+        [shift_round(v, s) for v, s in zip(coarse, rest)])
     out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
                                        [saturate(v, width) for v in rounded])
     return out_valid, out, coarse_valid | rounded_valid
