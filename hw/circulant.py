@@ -260,9 +260,9 @@ class BlockCirculantEngine(wiring.Component):
         # per group of words (hw/hints.py), a cycle behind the latch, long before the first
         # block arrives (one register for all was the k = 16 design's critical path: Fmax).
         shifts = lane_copies(registers(m), "shifts", [shift, out_shift], k)
-        # Each run-time narrowing takes three registered steps, the barrel shift in two and
-        # the rounding and saturation, so that no path holds more than an 8-way multiplexer
-        # or a carry chain (or a butterfly, or the writer) (Fmax).
+        # Each run-time narrowing takes three registered steps (hw/fft.py: the shift by 8s,
+        # the rest of it with the rounding, the saturation), so that no path holds a whole
+        # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax).
         to_ifft_valid, to_ifft, _ = narrow_stages(
             m, "to_ifft", bank_full, to_ifft_ready, ifft.i.ready, bank[0],
             [s for s, _ in shifts], cfg.ifft_width)
