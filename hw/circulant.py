@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
@@ -79,6 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
+    FFT_SLACK = 2       # the spectra FIFO's places beyond the FFT's latency
 
     @property
     def latency(self) -> int:
@@ -95,7 +96,21 @@ class BlockCirculantEngine(wiring.Component):
         m = Module()
         m.submodules.fft = fft = RealFFT(k, cfg.data_width, cfg.fft_width)
         m.submodules.ifft = ifft = RealIFFT(k, cfg.ifft_width)
-        wiring.connect(m, wiring.flipped(self.i_x), fft.i)
+        # The FFT never stalls (its output is always ready, so synthesis drops its clock
+        # enables: the stall fanned out to every register of the pipeline and, through
+        # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
+        # blocks land in a FIFO with room for every block in flight; `credits` counts the
+        # places neither in the FIFO nor on their way, and i_x.ready is `credits != 0`.
+        # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
+        m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
+            width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
+        credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
+        accept, take = self.i_x.valid & self.i_x.ready, spectra_fifo.r_en & spectra_fifo.r_rdy
+        m.d.sync += credits.eq(credits - accept + take)
+        m.d.comb += [self.i_x.ready.eq(credits != 0),
+                     fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
+                     spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
+        spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
 
         spectra = memory.Memory(shape=fft.o.p.shape(), depth=cfg.max_q, init=[])
         m.submodules.spectra = spectra
@@ -149,14 +164,14 @@ class BlockCirculantEngine(wiring.Component):
         # chain starts at flip-flops (Fmax).
         last_j = Signal()
         bank_full, bank_free = Signal(), Signal(init=1)
-        source_ok = ~first_group | fft.o.valid
+        source_ok = ~first_group | spectra_fifo.r_rdy
         issue = Signal()
         m.d.comb += [
             issue.eq(running & source_ok & (~last_j | bank_free)),
-            fft.o.ready.eq(running & first_group & (~last_j | bank_free)),
+            spectra_fifo.r_en.eq(running & first_group & (~last_j | bank_free)),
             spec_w.en.eq(issue & first_group),
             spec_w.addr.eq(j),
-            spec_w.data.eq(fft.o.p),
+            spec_w.data.eq(spectrum),
         ]
 
         # lanes that hold real output blocks in group g (the last group may be partial)
@@ -176,7 +191,7 @@ class BlockCirculantEngine(wiring.Component):
         s0_fft, s1_fft = Signal.like(fft.o.p), Signal.like(fft.o.p)
         s1_from_fft = Signal()
         m.d.sync += [s0_valid.eq(issue), s0_first.eq(j == 0), s0_last.eq(last_j),
-                     s0_from_fft.eq(first_group), s0_fft.eq(fft.o.p),
+                     s0_from_fft.eq(first_group), s0_fft.eq(spectrum),
                      s0_lanes.eq(Mux(remaining < L, remaining, L)),
                      s1_from_fft.eq(s0_from_fft), s1_fft.eq(s0_fft)]
         spectrum_address = Signal.like(j)

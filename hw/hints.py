@@ -45,14 +45,15 @@ def collision_free(memory: str) -> str:
 SCRIPT = "\n".join([KEEP_REPLICAS, *map(collision_free, COLLISION_FREE)])
 
 
-def lane_copies(register, name: str, values: list, k: int) -> list[list]:
-    """``values`` registered once per group of lanes; ``[copies for lane 0, ..., k - 1]``.
+def lane_copies(register, name: str, values: list, k: int,
+                per: int = LANES_PER_COPY) -> list[list]:
+    """``values`` registered once per group of ``per`` lanes; ``[copies for lane 0, ...,
+    k - 1]``.
 
     ``register(name, values) -> list of registers`` is the caller's pipeline register
     (so the copies stall with the pipeline)."""
-    groups = [register(f"{name}{REPLICA}{g}", values)
-              for g in range(-(-k // LANES_PER_COPY))]
-    return [groups[lane // LANES_PER_COPY] for lane in range(k)]
+    groups = [register(f"{name}{REPLICA}{g}", values) for g in range(-(-k // per))]
+    return [groups[lane // per] for lane in range(k)]
 
 
 def registers(m):

@@ -280,7 +280,9 @@ class VectorUnit(wiring.Component):
                    for a, (lo, hi, empty) in zip(s0_a, bounds)]
         sx_valid, sx_op, sx_shift, sx_table, sx_pshift = stage("sx", [
             s0_valid, s0_op, s0_shift, s0_table, s0_pshift])
-        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [s0_seg_shift], k)
+        # a copy per lane: each drives a whole barrel shifter (from a copy per 4 lanes, the
+        # k = 8 design's critical path: Fmax)
+        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [s0_seg_shift], k, per=1)
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", s0_b)
 

@@ -222,11 +222,11 @@ def _circulant_engine():
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "merged"])
 @pytest.mark.parametrize("unit, register, copies, merged", [
-    (_vector_unit, "sx_seg_shift", 2, 1),   # one segment shift per 4 of the 8 lanes
+    (_vector_unit, "sx_seg_shift", 8, 1),   # one segment shift per lane
     # a weight address register per 32-bit slice, 4 lanes x 4; unmarked, the slices of a
     # lane merge (their inputs are the same), the lanes not (each its own write enable)
     (_circulant_engine, "waddr", 16, 4)],
-    ids=["vector-control", "engine-weight-addresses"])
+    ids=["vector-segment-shift", "engine-weight-addresses"])
 def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, copies,
                                                 merged):
     """Registers replicated for fanout (hw/hints.py) stay apart through synthesis; yosys
