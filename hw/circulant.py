@@ -100,14 +100,18 @@ class BlockCirculantEngine(wiring.Component):
         # enables: the stall fanned out to every register of the pipeline and, through
         # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
         # blocks land in a FIFO with room for every block in flight; `credits` counts the
-        # places neither in the FIFO nor on their way, and i_x.ready is `credits != 0`.
+        # places neither in the FIFO nor on their way, and i_x.ready is `credits != 0`, a
+        # register of its own (it reaches the accelerator's FIFO, whose read enable has a
+        # wide fanout: from the count itself it was the next critical path, Fmax).
         # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
         m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
             width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
         credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
-        accept, take = self.i_x.valid & self.i_x.ready, spectra_fifo.r_en & spectra_fifo.r_rdy
-        m.d.sync += credits.eq(credits - accept + take)
-        m.d.comb += [self.i_x.ready.eq(credits != 0),
+        has_credit = Signal(init=1)
+        accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
+        credits_next = credits - accept + take
+        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
+        m.d.comb += [self.i_x.ready.eq(has_credit),
                      fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
                      spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
         spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
