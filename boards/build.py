@@ -166,15 +166,24 @@ _PNR_BELS = {"ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT
                        "brams": "ICESTORM_RAM"}}
 
 
-def pnr_figures(report_json: Path, family: str) -> dict:
-    """Utilisation and Fmax from nextpnr's ``--report`` JSON."""
+def pnr_figures(report_json: Path, family: str, target_mhz: float, worst: int = 20) -> dict:
+    """Utilisation and Fmax from nextpnr's ``--report`` JSON, and from its detailed timing
+    (``--detailed-timing-report``) the ``worst`` latest flip-flop and memory inputs
+    (arrival from the clock edge, setup not included) and how many miss the target: what
+    to pipeline next when timing fails (one critical path hides the others)."""
     report = json.loads(report_json.read_text())
     use = report["utilization"]
     figures = {key: use.get(bel, {}).get("used", 0) if bel else None
                for key, bel in _PNR_BELS[family].items()}
     slowest = min(report["fmax"].values(), key=lambda c: c["achieved"])   # one clock domain
+    arrivals = sorted(((e["delay"], e["cell"], e["port"])
+                       for net in report.get("detailed_net_timings", ())
+                       for e in net["endpoints"]), reverse=True)
     figures.update(fmax_mhz=round(slowest["achieved"], 2),
-                   utilisation={bel: v for bel, v in use.items() if v.get("used")})
+                   utilisation={bel: v for bel, v in use.items() if v.get("used")},
+                   late_endpoints=sum(a > 1e3 / target_mhz for a, _, _ in arrivals),
+                   latest_arrivals=[{"arrival_ns": round(a, 2), "cell": c, "port": p}
+                                    for a, c, p in arrivals[:worst]])
     return figures
 
 
@@ -236,6 +245,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     seconds = {"synthesis": time.monotonic() - started}
     pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
            "--seed", str(seed), "--router", router, "--timing-allow-fail",
+           "--detailed-timing-report",
            "--log", f"{name}.tim", "-q"]
     if family == "ecp5":
         pnr += [*platform._nextpnr_device_options[platform.device].split(),
@@ -256,7 +266,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     with progress.step("Packing the bitstream"):
         run_tool(pack, out, "pack.log")
     seconds["total"] = time.monotonic() - started
-    figures = pnr_figures(out / "report.json", family)
+    figures = pnr_figures(out / "report.json", family, top.freq_hz / 1e6)
     report = {
         "board": tgt.name, "device": device.name, "fmax_mhz": figures["fmax_mhz"],
         "target_mhz": round(top.freq_hz / 1e6, 3),
@@ -268,6 +278,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "device_budget": {"luts": device.luts, "ffs": device.ffs,
                           "dsps": device.multipliers, "brams": device.brams},
         "estimate": {k: v for k, v in est.items() if k != "brams_by_memory"},
+        "late_endpoints": figures["late_endpoints"],
+        "latest_arrivals": figures["latest_arrivals"],
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
         "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl,
@@ -312,9 +324,15 @@ def render(report: dict) -> str:
             f"(an {report['budget_device']} has {b['luts']}, {b['ffs']}, {b['dsps']}, "
             f"{b['brams']})"])
     met = "met" if report["timing_met"] else "NOT MET: lower --freq"
-    return "\n".join([
+    lines = [
         f"{report['board']} ({report['device']}): {report['bitstream']}",
         f"  Fmax {report['fmax_mhz']:.1f} MHz for a {report['target_mhz']:g} MHz clock ({met})",
         f"  LUTs {report['luts']}/{b['luts']}, FFs {report['ffs']}/{b['ffs']}, "
         f"multipliers {report['dsps']}/{b['dsps']}, block RAMs {report['brams']}/{b['brams']}",
-    ])
+    ]
+    if not report["timing_met"] and report.get("latest_arrivals"):
+        lines.append(f"  {report['late_endpoints']} inputs of registers and memories arrive "
+                     "after the clock period; the latest (build_report.json has 20):")
+        lines += [f"    {e['arrival_ns']:6.2f} ns  {e['cell']}.{e['port']}"
+                  for e in report["latest_arrivals"][:5]]
+    return "\n".join(lines)

@@ -113,6 +113,11 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     assert report["dsps"] == report["estimate"]["multipliers"]
     assert report["brams"] == report["estimate"]["brams"]
     assert report["nextpnr_utilisation"]["EHXPLLL"]["used"] == 1
+    # nextpnr's detailed timing: the latest arrival is the critical path's, less its setup
+    latest = [e["arrival_ns"] for e in report["latest_arrivals"]]
+    assert len(latest) == 20 and latest == sorted(latest, reverse=True)
+    assert 1e3 / report["fmax_mhz"] - 1.0 < latest[0] <= 1e3 / report["fmax_mhz"] + 0.01
+    assert report["late_endpoints"] == 0
     # every product is in a MULT18X18D's product register, and the MAC array's operands in
     # its operand registers; the vector unit's k lanes take theirs from the fabric (hw/dsp.py)
     netlist = json.loads((out / "top.json").read_text())
@@ -258,3 +263,26 @@ def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
         f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n" + "\n".join(checks)
         + f"\nselect -assert-count 7 t:$memrd_v2 {marked}\n")
     build.run_tool([build.tool("yosys"), "-q", "a.ys"], tmp_path, "yosys.log")
+
+
+def test_late_inputs_come_from_nextpnrs_detailed_timing(tmp_path):
+    """When timing fails, the report names the latest register and memory inputs (all of
+    them counted against the target), not just the one critical path."""
+    (tmp_path / "report.json").write_text(json.dumps({
+        "utilization": {"TRELLIS_COMB": {"used": 5, "available": 10}},
+        "fmax": {"clk": {"achieved": 80.0, "constraint": 100.0}},
+        "detailed_net_timings": [
+            {"net": "a", "endpoints": [{"cell": "x", "port": "DI", "delay": 12.5},
+                                       {"cell": "y", "port": "DI", "delay": 3.0}]},
+            {"net": "b", "endpoints": [{"cell": "z", "port": "CE", "delay": 10.2}]}]}))
+    figures = build.pnr_figures(tmp_path / "report.json", "ecp5", target_mhz=100.0, worst=2)
+    assert figures["fmax_mhz"] == 80.0 and figures["late_endpoints"] == 2
+    assert figures["latest_arrivals"] == [{"arrival_ns": 12.5, "cell": "x", "port": "DI"},
+                                          {"arrival_ns": 10.2, "cell": "z", "port": "CE"}]
+    text = build.render({"board": "ulx3s-85f", "device": "LFE5U-85F", "bitstream": "top.bit",
+                         "fmax_mhz": 80.0, "target_mhz": 100.0, "timing_met": False,
+                         "luts": 5, "ffs": 1, "dsps": 0, "brams": 0,
+                         "device_budget": {"luts": 10, "ffs": 10, "dsps": 1, "brams": 1},
+                         "late_endpoints": 2, "latest_arrivals": figures["latest_arrivals"]})
+    assert "2 inputs of registers and memories arrive after the clock period" in text
+    assert " 12.50 ns  x.DI" in text and " 10.20 ns  z.CE" in text
