@@ -57,9 +57,10 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
             for seed in seeds:
                 report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
                                      seed=seed, out=Path(tmp) / f"build-k{k}-seed{seed}")
-                rows.append({"k": k, "seed": seed, **{key: report[key] for key in (
+                rows.append({"k": k, "seed": seed, **{key: report.get(key) for key in (
                     "board", "device", "fmax_mhz", "target_mhz", "timing_met", "luts", "ffs",
-                    "dsps", "brams", "late_endpoints", "latest_arrivals")}, "config": report["config"],
+                    "dsps", "brams", "late_endpoints", "latest_arrivals")},
+                    "config": report["config"],
                     "seconds": report.get("seconds") or {"total": report["synthesis"]["seconds"]}})
     return {"rows": rows}
 
