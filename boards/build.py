@@ -176,7 +176,9 @@ def pnr_figures(report_json: Path, family: str, target_mhz: float, worst: int = 
     figures = {key: use.get(bel, {}).get("used", 0) if bel else None
                for key, bel in _PNR_BELS[family].items()}
     slowest = min(report["fmax"].values(), key=lambda c: c["achieved"])   # one clock domain
-    arrivals = sorted(((e["delay"], e["cell"], e["port"])
+    # an arrival is [min, max] in nextpnr 0.11, one number in older versions
+    arrivals = sorted(((max(e["delay"]) if isinstance(e["delay"], list) else e["delay"],
+                        e["cell"], e["port"])
                        for net in report.get("detailed_net_timings", ())
                        for e in net["endpoints"]), reverse=True)
     figures.update(fmax_mhz=round(slowest["achieved"], 2),

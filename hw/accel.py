@@ -236,9 +236,8 @@ class Accelerator(wiring.Component):
         op_vector = sum((op == v).as_unsigned() for v in _VECTOR_OPS) != 0
         m.d.sync += [is_mvc.eq(op_mvc), is_mvs.eq(op_mvs), is_vector.eq(op_vector),
                      reads_b.eq((op == Op.VADD) | (op == Op.VSUB) | (op == Op.VMUL))]
-        inputs = Signal(13)                # beats the reader sends
         outputs = Signal(12)               # beats the writer stores
-        m.d.comb += [inputs.eq(Mux(is_vector, ins.n, ins.m + ins.m2)), outputs.eq(ins.n)]
+        m.d.comb += outputs.eq(ins.n)
 
         def fits(start, end):
             return (start >= 0) & (end <= cfg.act_depth)
@@ -279,12 +278,17 @@ class Accelerator(wiring.Component):
         word = k * cfg.engine.data_width
         # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
         m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
-        sent = Signal(13)
+        to_send = Signal(13)               # beats the reader has still to send
+        more, room = Signal(), Signal()    # to_send != 0; the FIFO has room for one more
         written = Signal(12)               # output blocks stored
         in_flight = Signal()
         issue = Signal()
         reading = Signal()
-        m.d.comb += issue.eq(reading & (sent != inputs) & (inbox.level + in_flight < inbox.depth))
+        m.d.comb += issue.eq(reading & more & room)
+        # `more` and `room` are registers (they gate every read-address register: Fmax).
+        # `room` counts the FIFO's words and the read in flight as if the FIFO gave none
+        # this cycle, one cycle late: a word given frees its place a cycle later.
+        m.d.sync += room.eq(inbox.level + in_flight + issue < inbox.depth)
         # Read addresses from registers that step with the reads, set up in VERDICT (Fmax:
         # no adder or select between a counter and the block RAMs' address pins). Port a
         # reads a[0:m] then b[0:m2] (an MVM; `a_left` counts down to the switch) or a[0:n];
@@ -295,7 +299,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [rd_a.addr.eq(Mux(running, addr_a, cmd.p.addr)), rd_b.addr.eq(addr_b)]
         m.d.sync += in_flight.eq(issue)
         with m.If(issue):
-            m.d.sync += [sent.eq(sent + 1), a_left.eq(a_left - (a_left != 0)),
+            m.d.sync += [to_send.eq(to_send - 1), more.eq(to_send != 1),
+                         a_left.eq(a_left - (a_left != 0)),
                          addr_a.eq(Mux(~is_vector & (a_left == 1), src_b, addr_a + 1))]
         m.d.comb += [inbox.w_en.eq(in_flight),
                      inbox.w_data.eq(Cat(rd_a.data.as_value(), rd_b.data.as_value()))]
@@ -397,7 +402,7 @@ class Accelerator(wiring.Component):
                 m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += imem_r.addr.eq(self.pc)
-                m.d.sync += [ins.eq(imem_r.data), sent.eq(0), written.eq(0)]
+                m.d.sync += [ins.eq(imem_r.data), written.eq(0)]
                 m.next = "ADDRESS"
             # Three registered steps before EXECUTE keep the address adders and the bounds
             # checks off the paths into the engines (Fmax, docs/boards.md).
@@ -408,7 +413,9 @@ class Accelerator(wiring.Component):
                 m.d.sync += [ok[name].eq(test) for name, test in tests.items()]
                 m.next = "VERDICT"
             with m.State("VERDICT"):
-                m.d.sync += [legal_r.eq(legal), a_left.eq(ins.m),
+                inputs = Mux(is_vector, ins.n, ins.m + ins.m2)
+                m.d.sync += [legal_r.eq(legal), a_left.eq(ins.m), to_send.eq(inputs),
+                             more.eq(inputs != 0),
                              addr_a.eq(Mux(is_vector | (ins.m != 0), src_a, src_b)),
                              addr_b.eq(Mux(is_vector, src_b, bias))]
                 m.next = "EXECUTE"

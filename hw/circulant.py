@@ -100,17 +100,19 @@ class BlockCirculantEngine(wiring.Component):
         # enables: the stall fanned out to every register of the pipeline and, through
         # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
         # blocks land in a FIFO with room for every block in flight; `credits` counts the
-        # places neither in the FIFO nor on their way, and i_x.ready is `credits != 0`, a
-        # register of its own (it reaches the accelerator's FIFO, whose read enable has a
-        # wide fanout: from the count itself it was the next critical path, Fmax).
+        # places neither in the FIFO nor on their way. i_x.valid comes from across the die
+        # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
+        # FFT's input valid, and the count takes a block off a cycle later. i_x.ready is a
+        # register too, set when a place would be left even if this cycle's block came
+        # (one place of slack: the paths through the count were critical, Fmax).
         # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
         m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
             width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
         credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
-        has_credit = Signal(init=1)
+        has_credit, accepted = Signal(init=1), Signal()
         accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
-        credits_next = credits - accept + take
-        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
+        free = credits - accepted + take        # places free, but for this cycle's block
+        m.d.sync += [accepted.eq(accept), credits.eq(free), has_credit.eq(free >= 2)]
         m.d.comb += [self.i_x.ready.eq(has_credit),
                      fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
                      spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]

@@ -252,9 +252,11 @@ class VectorUnit(wiring.Component):
                     m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
         pwl_in = self.op == VectorOp.VPWL
         s0_pshift, s0_seg_shift = stage("s0_table", [sel.shift, sel.seg_shift])
-        # what every lane reads comes from a copy per group of lanes (hw/hints.py)
+        # what every lane reads comes from a copy per group of lanes (hw/hints.py); the
+        # clamp bounds one per lane, each feeding two compares and a 16-bit multiplexer
+        # (from a copy per 4 lanes, the clamp was the k = 8 design's slowest group of paths)
         bounds = lane_copies(stage, "s0_bounds", [
-            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k)
+            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k, per=1)
         s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
 

@@ -274,7 +274,7 @@ def test_late_inputs_come_from_nextpnrs_detailed_timing(tmp_path):
         "detailed_net_timings": [
             {"net": "a", "endpoints": [{"cell": "x", "port": "DI", "delay": 12.5},
                                        {"cell": "y", "port": "DI", "delay": 3.0}]},
-            {"net": "b", "endpoints": [{"cell": "z", "port": "CE", "delay": 10.2}]}]}))
+            {"net": "b", "endpoints": [{"cell": "z", "port": "CE", "delay": [9.0, 10.2]}]}]}))
     figures = build.pnr_figures(tmp_path / "report.json", "ecp5", target_mhz=100.0, worst=2)
     assert figures["fmax_mhz"] == 80.0 and figures["late_endpoints"] == 2
     assert figures["latest_arrivals"] == [{"arrival_ns": 12.5, "cell": "x", "port": "DI"},

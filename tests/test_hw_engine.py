@@ -58,6 +58,17 @@ def test_group_period_when_q_is_small():
     assert cycles(16) - cycles(8) == 8 * (cfg.lanes + BlockCirculantEngine.MAC_DEPTH)
 
 
+def test_first_group_takes_a_block_a_cycle():
+    """In the first group the spectra come from the FFT, through its FIFO: one input block
+    a cycle, so eight more input blocks cost eight cycles (the FIFO's credits keep up)."""
+    cfg = EngineConfig(k=8, lanes=2, max_q=32, weight_depth=64)
+
+    def cycles(q):
+        wf, x, shift, out_shift = random_problem(cfg, cfg.lanes, q, n=1, seed=q)
+        return run_engine(cfg, wf, x, shift, out_shift)[1][-1][0]
+    assert cycles(32) - cycles(24) == 8
+
+
 def test_cycles_without_stalls():
     cfg = EngineConfig(k=8, lanes=2, max_q=16, weight_depth=64)
     wf, x, shift, out_shift = random_problem(cfg, 8, 16, n=2, seed=3)
