@@ -152,9 +152,13 @@ class Accelerator(wiring.Component):
         with m.If(rsp.ready):
             m.d.sync += rsp_full.eq(0)
         read_act = Signal()                           # a READ_ACT's data arrives next cycle
+        # a STATUS or COUNTER word is selected next cycle, from registers (the command's
+        # handshake decoded into the 64-bit word's enables was a critical path: Fmax)
+        read_status, read_counter = Signal(name="read_status"), Signal(name="read_counter")
+        counter_addr = Signal.like(cmd.p.addr)
         # Writes only while stopped (STATUS and COUNTER any time); a command waits while a
         # response is pending.
-        m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & (
+        m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & ~read_status & ~read_counter & (
             ~host_running | (cmd.p.kind == Host.STATUS) | (cmd.p.kind == Host.COUNTER)))
         take = cmd.valid & cmd.ready
         kind = cmd.p.kind
@@ -166,10 +170,12 @@ class Accelerator(wiring.Component):
         m.d.comb += rsp.payload.eq(Mux(is_act, act_word, other_word))
         with m.If(read_act):
             m.d.sync += [act_word.eq(rd_a.data.as_value()), is_act.eq(1), rsp_full.eq(1)]
-        with m.If(take & (kind == Host.STATUS)):
+        m.d.sync += [read_status.eq(take & (kind == Host.STATUS)),
+                     read_counter.eq(take & (kind == Host.COUNTER)), counter_addr.eq(cmd.p.addr)]
+        with m.If(read_status):
             m.d.sync += [other_word.eq(status), is_act.eq(0), rsp_full.eq(1)]
-        with m.If(take & (kind == Host.COUNTER)):
-            with m.Switch(cmd.p.addr):
+        with m.If(read_counter):
+            with m.Switch(counter_addr):
                 for n, counter in enumerate(counters):
                     with m.Case(n):
                         m.d.sync += other_word.eq(counter)
@@ -221,7 +227,9 @@ class Accelerator(wiring.Component):
         count_a, count_b = Mux(ins.op[5], ins.n, ins.m), Mux(ins.op[5], ins.n, ins.m2)
         dst_end, a_end, b_end = (Signal(signed(20), name=n) for n in ("dst_end", "a_end", "b_end"))
         bias_end = Signal(signed(14))
-        resolve = [dst.eq(base(ins.dst_reg) + ins.dst), src_a.eq(base(ins.a_reg) + ins.a),
+        m_total = Signal(13)               # an MVM's input blocks, m + m2
+        resolve = [m_total.eq(ins.m + ins.m2),
+                   dst.eq(base(ins.dst_reg) + ins.dst), src_a.eq(base(ins.a_reg) + ins.a),
                    src_b.eq(base(ins.b_reg) + ins.b), bias.eq(ins.c - 1),
                    dst_end.eq(base(ins.dst_reg) + (ins.dst + ins.n)),
                    a_end.eq(base(ins.a_reg) + (ins.a + count_a)),
@@ -246,15 +254,17 @@ class Accelerator(wiring.Component):
             """Two ranges are the same or disjoint (docs/isa.md)."""
             return (start == other) | (end <= other) | (other_end <= start)
 
-        # Legality in three registered steps (Fmax): the instruction's own fields and the
-        # operand ranges in ADDRESS (decoded from `op`: the registered kind follows a cycle
-        # later); in CHECK each range against the scratchpad and the others, one register
-        # per compare; in VERDICT the tests the instruction's kind needs. Only MVMs and
-        # vector operations address the scratchpad: LOOP's and ADDA's n is no block count.
-        fields_ok, fields_ok_r, legal_r = Signal(), Signal(), Signal()
+        # Legality in three registered steps (Fmax): the operand ranges and m + m2 in
+        # ADDRESS; in CHECK the instruction's own fields (decoded from `op`: the registered
+        # kind follows a cycle later) and each range against the scratchpad and the others,
+        # one register per compare; in VERDICT the tests the instruction's kind needs. Only
+        # MVMs and vector operations address the scratchpad: LOOP's and ADDA's n is no block
+        # count.
+        fields_ok = Signal()
+        fields_ok_r, legal_r = Signal(name="fields_ok_r"), Signal(name="legal_r")
         m.d.comb += fields_ok.eq(
             Mux(op_mvc | op_mvs,
-                (ins.m + ins.m2 <= cfg.engine.max_q) & (ins.m + ins.m2 != 0) & (ins.n != 0)
+                (m_total <= cfg.engine.max_q) & (m_total != 0) & (ins.n != 0)
                 & (ins.n <= cfg.engine.max_p)
                 & Mux(op_mvc, (ins.s1 < cfg.engine.acc_width) & (ins.s2 < cfg.engine.ifft_width)
                       & (ins.w < cfg.engine.weight_depth),
@@ -376,9 +386,9 @@ class Accelerator(wiring.Component):
 
         # engine set-up
         m.d.comb += [
-            circ.p.eq(ins.n), circ.q.eq(ins.m + ins.m2), circ.base.eq(ins.w),
+            circ.p.eq(ins.n), circ.q.eq(m_total), circ.base.eq(ins.w),
             circ.shift.eq(ins.s1), circ.out_shift.eq(ins.s2),
-            sparse.p.eq(ins.n), sparse.q.eq(ins.m + ins.m2), sparse.base.eq(ins.w),
+            sparse.p.eq(ins.n), sparse.q.eq(m_total), sparse.base.eq(ins.w),
             sparse.shift.eq(ins.s1),
         ]
 
@@ -407,13 +417,14 @@ class Accelerator(wiring.Component):
             # Three registered steps before EXECUTE keep the address adders and the bounds
             # checks off the paths into the engines (Fmax, docs/boards.md).
             with m.State("ADDRESS"):
-                m.d.sync += resolve + [fields_ok_r.eq(fields_ok)]
+                m.d.sync += resolve
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [ok[name].eq(test) for name, test in tests.items()]
+                m.d.sync += fields_ok_r.eq(fields_ok)
                 m.next = "VERDICT"
             with m.State("VERDICT"):
-                inputs = Mux(is_vector, ins.n, ins.m + ins.m2)
+                inputs = Mux(is_vector, ins.n, m_total)
                 m.d.sync += [legal_r.eq(legal), a_left.eq(ins.m), to_send.eq(inputs),
                              more.eq(inputs != 0),
                              addr_a.eq(Mux(is_vector | (ins.m != 0), src_a, src_b)),

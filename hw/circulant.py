@@ -79,7 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
-    FFT_SLACK = 2       # the spectra FIFO's places beyond the FFT's latency
+    FFT_SLACK = 3       # the spectra FIFO's places beyond the FFT's latency
 
     @property
     def latency(self) -> int:
@@ -103,16 +103,16 @@ class BlockCirculantEngine(wiring.Component):
         # places neither in the FIFO nor on their way. i_x.valid comes from across the die
         # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
         # FFT's input valid, and the count takes a block off a cycle later. i_x.ready is a
-        # register too, set when a place would be left even if this cycle's block came
-        # (one place of slack: the paths through the count were critical, Fmax).
+        # register too, set when a place would be left even if this cycle's block came and
+        # no place were given back (the paths through the count were critical, Fmax).
         # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
         m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
             width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
         credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
-        has_credit, accepted = Signal(init=1), Signal()
+        has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
         accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
-        free = credits - accepted + take        # places free, but for this cycle's block
-        m.d.sync += [accepted.eq(accept), credits.eq(free), has_credit.eq(free >= 2)]
+        m.d.sync += [accepted.eq(accept), credits.eq(credits - accepted + take),
+                     has_credit.eq(credits - accepted >= 2)]
         m.d.comb += [self.i_x.ready.eq(has_credit),
                      fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
                      spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]

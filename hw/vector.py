@@ -23,11 +23,12 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
 Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
-eleven stages of at most one adder, multiplier or 8-way shift each (the second shift
+twelve stages of at most one adder, multiplier or 8-way shift each (the second shift
 step also rounds) (docs/boards.md)::
 
-    i ──► S0: a, b, op, shift, table registered (they come from the controller), clamp bounds
-          Sx: x = clip(a, lo, hi) with the table's scalars
+    i ──► S0: a, b, op, shift, table registered (they come from the controller)
+          Sb: the table's scalars, and the clamp bounds in a copy per lane
+          Sx: x = clip(a, lo, hi)
           Sy: y = x >> seg_shift; the segment index, clipped -> table address
           S1: table entry (memory read), x, b, op, shifts
           S1t: the table entry registered as it leaves the memory
@@ -155,7 +156,7 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``LATENCY`` (11) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``LATENCY`` (12) cycles from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
@@ -166,7 +167,7 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 11
+    LATENCY = 12
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -242,23 +243,27 @@ class VectorUnit(wiring.Component):
         # -- stage 0: the beat and its control, registered (they come from the controller) --
         s0_valid, s0_op, s0_shift, s0_table = stage("s0", [
             self.i.valid, self.op, self.shift, self.table])
-        # The beat's table scalars are chosen here too, and the clamp bounds ahead of their
-        # compares (only VPWL clamps; the other ops clamp to the full word range), with
-        # lo > hi flagged: then both compares of the clamp run side by side in stage x.
+        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
+        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
+        # -- stage b: the beat's table scalars, and the clamp bounds ahead of their compares
+        # (only VPWL clamps; the other ops clamp to the full word range), with lo > hi
+        # flagged: then both compares of the clamp run side by side in stage x. The select
+        # reads registers of this unit, not the controller's (the route from there, the
+        # select and the route to the lanes were the k = 8 design's critical path: Fmax).
         sel, sel_empty = Signal(scalar_layout(w)), Signal()     # all 0 with no tables
-        with m.Switch(self.table):
+        with m.Switch(s0_table):
             for n, (sc, e) in enumerate(zip(scalars, empties)):
                 with m.Case(n) if n < len(scalars) - 1 else m.Default():
                     m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
-        pwl_in = self.op == VectorOp.VPWL
-        s0_pshift, s0_seg_shift = stage("s0_table", [sel.shift, sel.seg_shift])
+        pwl_in = s0_op == VectorOp.VPWL
+        sb_valid, sb_op, sb_shift, sb_table = stage("sb", [s0_valid, s0_op, s0_shift, s0_table])
+        sb_pshift, sb_seg_shift = stage("sb_table", [sel.shift, sel.seg_shift])
         # what every lane reads comes from a copy per group of lanes (hw/hints.py); the
         # clamp bounds one per lane, each feeding two compares and a 16-bit multiplexer
         # (from a copy per 4 lanes, the clamp was the k = 8 design's slowest group of paths)
-        bounds = lane_copies(stage, "s0_bounds", [
+        bounds = lane_copies(stage, "sb_bounds", [
             Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k, per=1)
-        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
-        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
+        sb_a, sb_b = stage("sb_a", s0_a), stage("sb_b", s0_b)
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries, mem_addr = [], []      # each lane's table entry, read in stage 1
@@ -279,14 +284,14 @@ class VectorUnit(wiring.Component):
         # -- stage x: clamp. clip(a, lo, hi) = min(max(a, lo), hi), which is hi whenever
         # a > hi or lo > hi, else max(a, lo)
         clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a))
-                   for a, (lo, hi, empty) in zip(s0_a, bounds)]
+                   for a, (lo, hi, empty) in zip(sb_a, bounds)]
         sx_valid, sx_op, sx_shift, sx_table, sx_pshift = stage("sx", [
-            s0_valid, s0_op, s0_shift, s0_table, s0_pshift])
+            sb_valid, sb_op, sb_shift, sb_table, sb_pshift])
         # a copy per lane: each drives a whole barrel shifter (from a copy per 4 lanes, the
         # k = 8 design's critical path: Fmax)
-        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [s0_seg_shift], k, per=1)
+        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [sb_seg_shift], k, per=1)
         xs = stage("sx_x", clamped)
-        sx_b = stage("sx_b", s0_b)
+        sx_b = stage("sx_b", sb_b)
 
         # -- stage y: the segment shift y = x >> seg_shift ----------------------------------
         sy_valid, sy_op, sy_shift, sy_pshift = stage("sy", [

@@ -228,7 +228,7 @@ def test_clamp_bounds_crossed_by_the_host():
 def test_latency_and_throughput():
     dut = VectorUnit(CFG8)
     k, n = CFG8.k, 12
-    assert dut.latency == 11 and dut.multipliers == k
+    assert dut.latency == 12 and dut.multipliers == k
     cycles = {}
 
     async def bench(ctx):
