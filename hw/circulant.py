@@ -79,7 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
-    FFT_SLACK = 3       # the spectra FIFO's places beyond the FFT's latency
+    FFT_SLACK = 4       # the spectra FIFO's places beyond the FFT's latency
 
     @property
     def latency(self) -> int:
@@ -102,7 +102,9 @@ class BlockCirculantEngine(wiring.Component):
         # blocks land in a FIFO with room for every block in flight; `credits` counts the
         # places neither in the FIFO nor on their way. i_x.valid comes from across the die
         # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
-        # FFT's input valid, and the count takes a block off a cycle later. i_x.ready is a
+        # FFT's input valid, and the count takes a block off a cycle later; it gives a place
+        # back a cycle after the FIFO gave the block (`taken`: the FIFO sits by the FFT, far
+        # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
         # register too, set when a place would be left even if this cycle's block came and
         # no place were given back (the paths through the count were critical, Fmax).
         # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
@@ -111,7 +113,8 @@ class BlockCirculantEngine(wiring.Component):
         credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
         has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
         accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
-        m.d.sync += [accepted.eq(accept), credits.eq(credits - accepted + take),
+        taken = Signal(name="taken")
+        m.d.sync += [accepted.eq(accept), taken.eq(take), credits.eq(credits - accepted + taken),
                      has_credit.eq(credits - accepted >= 2)]
         m.d.comb += [self.i_x.ready.eq(has_credit),
                      fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
@@ -222,6 +225,12 @@ class BlockCirculantEngine(wiring.Component):
             m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
             tokens.append(token)
         s4_valid, s4_first, s4_last, s4_lanes = tokens[-1]
+        # the accumulators and the result bank read the last token from copies, one per 4 of
+        # the L*k words (hw/hints.py): one register drove every accumulator's select and
+        # enable and every bank word's load (Fmax)
+        s3_valid, s3_first, s3_last, _ = tokens[-2]
+        word_tokens = lane_copies(registers(m), "s4_token", [s3_valid, s3_first, s3_last],
+                                  L * k)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
@@ -248,8 +257,9 @@ class BlockCirculantEngine(wiring.Component):
                                               [(sign, i) for i, (sign, _) in enumerate(products[n])]))
                 a = Signal(acc_shape, name=f"acc{lane}_{n}")
                 total = Signal(acc_shape, name=f"total{lane}_{n}")
-                m.d.comb += total.eq(Mux(s4_first, 0, a) + s)
-                with m.If(s4_valid):
+                valid, first, _ = word_tokens[lane * k + n]
+                m.d.comb += total.eq(Mux(first, 0, a) + s)
+                with m.If(valid):
                     m.d.sync += a.eq(total)
                 totals[lane].append(total)
 
@@ -269,14 +279,19 @@ class BlockCirculantEngine(wiring.Component):
             last_token_next |= valid & last
         m.d.sync += [bank_full.eq(bank_full_next),
                      bank_free.eq(~bank_full_next & ~last_token_next)]
+        shift_bank = ~bank_full | to_ifft_ready
         with m.If(s4_valid & s4_last):
             m.d.sync += [bank_lanes.eq(s4_lanes), sent.eq(0)]
-            m.d.sync += [bank[lane][n].eq(totals[lane][n]) for lane in range(L) for n in range(k)]
-        with m.Elif(~bank_full | to_ifft_ready):
-            m.d.sync += [bank[lane][n].eq(bank[lane + 1][n])
-                         for lane in range(L - 1) for n in range(k)]
-            with m.If(bank_full):
-                m.d.sync += sent.eq(sent + 1)
+        with m.Elif(shift_bank & bank_full):
+            m.d.sync += sent.eq(sent + 1)
+        for lane in range(L):
+            for n in range(k):
+                valid, _, last = word_tokens[lane * k + n]
+                with m.If(valid & last):
+                    m.d.sync += bank[lane][n].eq(totals[lane][n])
+                with m.Elif(shift_bank):
+                    if lane < L - 1:
+                        m.d.sync += bank[lane][n].eq(bank[lane + 1][n])
         # The run-time shifts, latched on start, drive every word's barrel shifter: a copy
         # per group of words (hw/hints.py), a cycle behind the latch, long before the first
         # block arrives (one register for all was the k = 16 design's critical path: Fmax).
