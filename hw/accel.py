@@ -152,13 +152,9 @@ class Accelerator(wiring.Component):
         with m.If(rsp.ready):
             m.d.sync += rsp_full.eq(0)
         read_act = Signal()                           # a READ_ACT's data arrives next cycle
-        # a STATUS or COUNTER word is selected next cycle, from registers (the command's
-        # handshake decoded into the 64-bit word's enables was a critical path: Fmax)
-        read_status, read_counter = Signal(name="read_status"), Signal(name="read_counter")
-        counter_addr = Signal.like(cmd.p.addr)
         # Writes only while stopped (STATUS and COUNTER any time); a command waits while a
         # response is pending.
-        m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & ~read_status & ~read_counter & (
+        m.d.comb += cmd.ready.eq(~rsp_full & ~read_act & (
             ~host_running | (cmd.p.kind == Host.STATUS) | (cmd.p.kind == Host.COUNTER)))
         take = cmd.valid & cmd.ready
         kind = cmd.p.kind
@@ -170,12 +166,10 @@ class Accelerator(wiring.Component):
         m.d.comb += rsp.payload.eq(Mux(is_act, act_word, other_word))
         with m.If(read_act):
             m.d.sync += [act_word.eq(rd_a.data.as_value()), is_act.eq(1), rsp_full.eq(1)]
-        m.d.sync += [read_status.eq(take & (kind == Host.STATUS)),
-                     read_counter.eq(take & (kind == Host.COUNTER)), counter_addr.eq(cmd.p.addr)]
-        with m.If(read_status):
+        with m.If(take & (kind == Host.STATUS)):
             m.d.sync += [other_word.eq(status), is_act.eq(0), rsp_full.eq(1)]
-        with m.If(read_counter):
-            with m.Switch(counter_addr):
+        with m.If(take & (kind == Host.COUNTER)):
+            with m.Switch(cmd.p.addr):
                 for n, counter in enumerate(counters):
                     with m.Case(n):
                         m.d.sync += other_word.eq(counter)

@@ -80,6 +80,7 @@ class BlockCirculantEngine(wiring.Component):
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
     FFT_SLACK = 4       # the spectra FIFO's places beyond the FFT's latency
+    FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
     def latency(self) -> int:
@@ -96,30 +97,38 @@ class BlockCirculantEngine(wiring.Component):
         m = Module()
         m.submodules.fft = fft = RealFFT(k, cfg.data_width, cfg.fft_width)
         m.submodules.ifft = ifft = RealIFFT(k, cfg.ifft_width)
-        # The FFT never stalls (its output is always ready, so synthesis drops its clock
-        # enables: the stall fanned out to every register of the pipeline and, through
-        # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
-        # blocks land in a FIFO with room for every block in flight; `credits` counts the
-        # places neither in the FIFO nor on their way. i_x.valid comes from across the die
-        # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
-        # FFT's input valid, and the count takes a block off a cycle later; it gives a place
-        # back a cycle after the FIFO gave the block (`taken`: the FIFO sits by the FFT, far
-        # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
-        # register too, set when a place would be left even if this cycle's block came and
-        # no place were given back (the paths through the count were critical, Fmax).
-        # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
-        m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
-            width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
-        credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
-        has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
-        accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
-        taken = Signal(name="taken")
-        m.d.sync += [accepted.eq(accept), taken.eq(take), credits.eq(credits - accepted + taken),
-                     has_credit.eq(credits - accepted >= 2)]
-        m.d.comb += [self.i_x.ready.eq(has_credit),
-                     fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
-                     spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
-        spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
+        if k >= self.FREE_RUNNING_FFT:
+            # The FFT never stalls (its output is always ready, so synthesis drops its clock
+            # enables: the stall fanned out to every register of the pipeline and, through
+            # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
+            # blocks land in a FIFO with room for every block in flight; `credits` counts the
+            # places neither in the FIFO nor on their way. i_x.valid comes from across the die
+            # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
+            # FFT's input valid, and the count takes a block off a cycle later; it gives a place
+            # back a cycle after the FIFO gave the block (`taken`: the FIFO sits by the FFT, far
+            # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
+            # register too, set when a place would be left even if this cycle's block came and
+            # no place were given back (the paths through the count were critical, Fmax).
+            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
+            m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
+                width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
+            credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
+            has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
+            accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
+            taken = Signal(name="taken")
+            m.d.sync += [accepted.eq(accept), taken.eq(take),
+                         credits.eq(credits - accepted + taken),
+                         has_credit.eq(credits - accepted >= 2)]
+            m.d.comb += [self.i_x.ready.eq(has_credit),
+                         fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
+                         spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
+            spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
+            spectrum_valid, read_spectrum = spectra_fifo.r_rdy, spectra_fifo.r_en
+        else:
+            # A small FFT (two stages at most) stalls with the MACs: its stall reaches few
+            # registers, and on the iCE40 the FIFO would cost logic cells the LSTM needs.
+            wiring.connect(m, wiring.flipped(self.i_x), fft.i)
+            spectrum, spectrum_valid, read_spectrum = fft.o.p, fft.o.valid, fft.o.ready
 
         spectra = memory.Memory(shape=fft.o.p.shape(), depth=cfg.max_q, init=[])
         m.submodules.spectra = spectra
@@ -173,11 +182,11 @@ class BlockCirculantEngine(wiring.Component):
         # chain starts at flip-flops (Fmax).
         last_j = Signal()
         bank_full, bank_free = Signal(), Signal(init=1)
-        source_ok = ~first_group | spectra_fifo.r_rdy
+        source_ok = ~first_group | spectrum_valid
         issue = Signal()
         m.d.comb += [
             issue.eq(running & source_ok & (~last_j | bank_free)),
-            spectra_fifo.r_en.eq(running & first_group & (~last_j | bank_free)),
+            read_spectrum.eq(running & first_group & (~last_j | bank_free)),
             spec_w.en.eq(issue & first_group),
             spec_w.addr.eq(j),
             spec_w.data.eq(spectrum),

@@ -47,11 +47,13 @@ SCRIPT = "\n".join([KEEP_REPLICAS, *map(collision_free, COLLISION_FREE)])
 
 def lane_copies(register, name: str, values: list, k: int,
                 per: int = LANES_PER_COPY) -> list[list]:
-    """``values`` registered once per group of ``per`` lanes; ``[copies for lane 0, ...,
-    k - 1]``.
+    """``values`` registered once per group of ``per`` lanes (once for ``k <=
+    LANES_PER_COPY`` lanes: small designs are not routing-bound, and on the iCE40 every
+    flip-flop costs a logic cell); ``[copies for lane 0, ..., k - 1]``.
 
     ``register(name, values) -> list of registers`` is the caller's pipeline register
     (so the copies stall with the pipeline)."""
+    per = k if k <= LANES_PER_COPY else per
     groups = [register(f"{name}{REPLICA}{g}", values) for g in range(-(-k // per))]
     return [groups[lane // per] for lane in range(k)]
 

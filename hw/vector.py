@@ -27,7 +27,8 @@ twelve stages of at most one adder, multiplier or 8-way shift each (the second s
 step also rounds) (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller)
-          Sb: the table's scalars, and the clamp bounds in a copy per lane
+          Sb: the table's scalars, and the clamp bounds in a copy per lane (with more than
+              4 lanes; a narrower unit selects them from the inputs, in S0)
           Sx: x = clip(a, lo, hi)
           Sy: y = x >> seg_shift; the segment index, clipped -> table address
           S1: table entry (memory read), x, b, op, shifts
@@ -51,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
-from circa.hw.hints import lane_copies
+from circa.hw.hints import LANES_PER_COPY, lane_copies
 from circa.hw.fft import saturate, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
@@ -156,7 +157,7 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``LATENCY`` (12) cycles from an accepted beat to its output with ``o.ready``
+    Latency ``latency`` (11 cycles, 12 with more than 4 lanes: stage b) from an accepted beat to its output with ``o.ready``
     high; throughput one block per cycle, for every op and any mix of ops.
 
     Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
@@ -167,7 +168,6 @@ class VectorUnit(wiring.Component):
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
 
-    LATENCY = 12
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -196,7 +196,7 @@ class VectorUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an accepted input beat to its output, with the output always ready."""
-        return self.LATENCY
+        return 11 + (self._cfg.k > LANES_PER_COPY)
 
     @property
     def multipliers(self) -> int:
@@ -247,23 +247,32 @@ class VectorUnit(wiring.Component):
         s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
         # -- stage b: the beat's table scalars, and the clamp bounds ahead of their compares
         # (only VPWL clamps; the other ops clamp to the full word range), with lo > hi
-        # flagged: then both compares of the clamp run side by side in stage x. The select
-        # reads registers of this unit, not the controller's (the route from there, the
-        # select and the route to the lanes were the k = 8 design's critical path: Fmax).
+        # flagged: then both compares of the clamp run side by side in stage x. On a wide
+        # unit the select reads registers of this unit, not the controller's (the route from
+        # there, the select and the route to the lanes were the k = 8 design's critical
+        # path: Fmax); a narrow one selects from its inputs in S0 (no stage b: on the iCE40
+        # every flip-flop is a logic cell).
+        wide = k > LANES_PER_COPY
+        table, op = (s0_table, s0_op) if wide else (self.table, self.op)
         sel, sel_empty = Signal(scalar_layout(w)), Signal()     # all 0 with no tables
-        with m.Switch(s0_table):
+        with m.Switch(table):
             for n, (sc, e) in enumerate(zip(scalars, empties)):
                 with m.Case(n) if n < len(scalars) - 1 else m.Default():
                     m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
-        pwl_in = s0_op == VectorOp.VPWL
-        sb_valid, sb_op, sb_shift, sb_table = stage("sb", [s0_valid, s0_op, s0_shift, s0_table])
+        pwl_in = op == VectorOp.VPWL
+        if wide:
+            sb_valid, sb_op, sb_shift, sb_table = stage("sb", [s0_valid, s0_op, s0_shift,
+                                                                s0_table])
+            sb_a, sb_b = stage("sb_a", s0_a), stage("sb_b", s0_b)
+        else:
+            sb_valid, sb_op, sb_shift, sb_table, sb_a, sb_b = (s0_valid, s0_op, s0_shift,
+                                                                s0_table, s0_a, s0_b)
         sb_pshift, sb_seg_shift = stage("sb_table", [sel.shift, sel.seg_shift])
         # what every lane reads comes from a copy per group of lanes (hw/hints.py); the
         # clamp bounds one per lane, each feeding two compares and a 16-bit multiplexer
         # (from a copy per 4 lanes, the clamp was the k = 8 design's slowest group of paths)
         bounds = lane_copies(stage, "sb_bounds", [
             Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k, per=1)
-        sb_a, sb_b = stage("sb_a", s0_a), stage("sb_b", s0_b)
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries, mem_addr = [], []      # each lane's table entry, read in stage 1
