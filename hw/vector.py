@@ -23,8 +23,8 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
 Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
-twelve stages of at most one adder, multiplier or 8-way shift each (the second shift
-step also rounds) (docs/boards.md)::
+eleven stages (twelve with more than 4 lanes) of at most one adder, multiplier or 8-way
+shift each (the second shift step also rounds) (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller)
           Sb: the table's scalars, and the clamp bounds in a copy per lane (with more than
@@ -157,8 +157,9 @@ class VectorUnit(wiring.Component):
         :func:`scalar_layout`.
         Host loading only: write while no VPWL beat is in the pipeline.
 
-    Latency ``latency`` (11 cycles, 12 with more than 4 lanes: stage b) from an accepted beat to its output with ``o.ready``
-    high; throughput one block per cycle, for every op and any mix of ops.
+    Latency ``latency`` (11 cycles, 12 with more than 4 lanes: stage b) from an accepted
+    beat to its output with ``o.ready`` high; throughput one block per cycle, for every op
+    and any mix of ops.
 
     Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
     (``cfg.tables * cfg.pwl_segments`` words of slope + intercept bits, 66 at most: two
@@ -167,7 +168,6 @@ class VectorUnit(wiring.Component):
     The model of the contract's ``vshl`` overflows int64 for ``shift > 63 - w``; this
     unit (and :func:`model`) clamp the shift first, which changes no result.
     """
-
 
     def __init__(self, cfg: AccelConfig, tables: list[nx.PWLTable] | None = None):
         if not isinstance(cfg, AccelConfig):
@@ -196,7 +196,12 @@ class VectorUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an accepted input beat to its output, with the output always ready."""
-        return 11 + (self._cfg.k > LANES_PER_COPY)
+        return 11 + self.wide
+
+    @property
+    def wide(self) -> bool:
+        """More than :data:`LANES_PER_COPY` lanes: the table's scalars get stage b."""
+        return self._cfg.k > LANES_PER_COPY
 
     @property
     def multipliers(self) -> int:
@@ -252,15 +257,14 @@ class VectorUnit(wiring.Component):
         # there, the select and the route to the lanes were the k = 8 design's critical
         # path: Fmax); a narrow one selects from its inputs in S0 (no stage b: on the iCE40
         # every flip-flop is a logic cell).
-        wide = k > LANES_PER_COPY
-        table, op = (s0_table, s0_op) if wide else (self.table, self.op)
+        table, op = (s0_table, s0_op) if self.wide else (self.table, self.op)
         sel, sel_empty = Signal(scalar_layout(w)), Signal()     # all 0 with no tables
         with m.Switch(table):
             for n, (sc, e) in enumerate(zip(scalars, empties)):
                 with m.Case(n) if n < len(scalars) - 1 else m.Default():
                     m.d.comb += [sel.eq(sc), sel_empty.eq(e)]
         pwl_in = op == VectorOp.VPWL
-        if wide:
+        if self.wide:
             sb_valid, sb_op, sb_shift, sb_table = stage("sb", [s0_valid, s0_op, s0_shift,
                                                                 s0_table])
             sb_a, sb_b = stage("sb_a", s0_a), stage("sb_b", s0_b)

@@ -225,10 +225,12 @@ def test_clamp_bounds_crossed_by_the_host():
     assert np.array_equal(y, expected) and len(np.unique(expected[tables == 1])) == 1
 
 
-def test_latency_and_throughput():
-    dut = VectorUnit(CFG8)
-    k, n = CFG8.k, 12
-    assert dut.latency == 12 and dut.multipliers == k            # 11 with at most 4 lanes
+@pytest.mark.parametrize("cfg, latency", [(CFG8, 12), (CFG0, 11)],
+                         ids=["k8-stage-b", "k2-no-stage-b"])
+def test_latency_and_throughput(cfg, latency):
+    dut = VectorUnit(cfg)
+    k, n = cfg.k, 12
+    assert dut.latency == latency and dut.multipliers == k
     cycles = {}
 
     async def bench(ctx):
