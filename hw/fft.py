@@ -48,9 +48,14 @@ def narrow_hw(v, s: int, width: int):
 # (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
 # saturation, were critical paths: Fmax).
 
+def shift_by_8s(v, s):
+    """``v >> (s & ~7)``: a run-time shift's multiple of 8."""
+    return v >> Cat(C(0, 3), s[3:])
+
+
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
-    return (v << 1) >> Cat(C(0, 3), s[3:])
+    return shift_by_8s(v << 1, s)
 
 
 def shift_round(v, s):
@@ -58,6 +63,13 @@ def shift_round(v, s):
     so that ``shift_round(shift_coarse(v, s), s) == round_shift(v, s)``; then
     :func:`saturate`."""
     return ((v >> s[:3]) + 1) >> 1
+
+
+def round_bias(s):
+    """Half an LSB of a shift by ``s``: ``2**(s - 1)``, 0 for ``s == 0``. A sum that starts
+    from it needs no rounding adder after it: ``round_shift(v, s) == (v + round_bias(s)) >> s``
+    (:func:`narrow_stages` with ``biased``)."""
+    return (C(1, 1) << s)[1:]
 
 
 def pipeline_register(m, name, valid, ready_up, ready_down, values):
@@ -72,22 +84,28 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
     return out_valid, regs
 
 
-def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
+def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int,
+                  biased: bool = False):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_round`, :func:`saturate`. Returns ``(valid_out, values, inner_valid)``,
-    the last high while a beat is in the first two registers (for a drain condition);
-    latency three cycles, one beat a cycle."""
+    :func:`shift_round`, :func:`saturate`. ``biased`` values already hold their
+    :func:`round_bias`: the first two steps then only shift (no rounding adder, whose carry
+    chain behind the shift's multiplexers was the k = 8 design's most frequent late path:
+    Fmax). Returns ``(valid_out, values, inner_valid)``, the last high while a beat is in the
+    first two registers (for a drain condition); latency three cycles, one beat a cycle."""
+    coarse_step, fine_step = shift_coarse, shift_round
+    if biased:
+        coarse_step, fine_step = shift_by_8s, (lambda v, rest: v >> rest)
     ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
     # the rest of each shift travels with the beat: the second step reads a register of its
     # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)
     coarse_valid, staged = pipeline_register(
         m, f"{name}_coarse", valid, ready_up, ready_round,
-        [shift_coarse(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
+        [coarse_step(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
     coarse, rest = staged[:len(values)], staged[len(values):]
     rounded_valid, rounded = pipeline_register(
         m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
-        [shift_round(v, s) for v, s in zip(coarse, rest)])
+        [fine_step(v, s) for v, s in zip(coarse, rest)])
     out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
                                        [saturate(v, width) for v in rounded])
     return out_valid, out, coarse_valid | rounded_valid

@@ -34,6 +34,27 @@ def test_rtl_equals_model(k, lanes, p, q):
     assert np.abs(expected).max() > 2**12          # a real test: outputs use their range
 
 
+@pytest.mark.parametrize("shift", ["largest", "second largest", 0])
+def test_extreme_sums(shift):
+    """Full-scale blocks (bins 0 and k/2 saturate in the FFT) times full-scale weights,
+    summed over max_q blocks, at the largest shifts: the sums start from their rounding bias
+    (hw/fft.py round_bias), which must not overflow the accumulators; and at shift 0,
+    where the narrowing before the IFFT saturates every bin."""
+    cfg = EngineConfig(k=8, lanes=2, max_q=8, weight_depth=16)
+    lo, hi = nx.signed_range(cfg.data_width)
+    flat, alternating = [lo] * cfg.k, [lo, hi] * (cfg.k // 2)
+    rng = np.random.default_rng(1)
+    x = np.array([[flat if rng.random() < 0.5 else alternating for _ in range(cfg.max_q)]
+                  for _ in range(3)])
+    wf = np.full((3, cfg.max_q, cfg.k), nx.signed_range(cfg.weight_width)[0])
+    shift = {"largest": cfg.acc_width - 1, "second largest": cfg.acc_width - 2}.get(shift, 0)
+    sums = nx.circulant_accumulate(x, wf, k=cfg.k, data_width=cfg.data_width,
+                                   fft_width=cfg.fft_width)
+    assert max(np.abs(c).max() for c in sums) > 2 ** (cfg.acc_width - 4)  # the bound: 1/4 of it
+    y, _ = run_engine(cfg, wf, x, shift, 0)
+    assert np.array_equal(y, model(cfg, x, wf, shift, 0))
+
+
 @pytest.mark.parametrize("k, lanes, p, q", [(8, 3, 5, 4), (16, 2, 4, 6)])
 def test_rtl_equals_model_on_ecp5(k, lanes, p, q, on_ecp5):
     """As built for an ECP5 board: every product a MULT18X18D with its own registers."""
