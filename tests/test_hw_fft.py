@@ -7,8 +7,8 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from circa import numerics as nx
-from circa.hw.fft import (RealFFT, RealIFFT, round_bias, saturate, shift_by_8s, shift_coarse,
-                          shift_round)
+from circa.hw.fft import (RealFFT, RealIFFT, round_bias, round_saturate, saturate, shift_by_8s,
+                          shift_coarse, shift_fine)
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
@@ -111,13 +111,13 @@ def test_saturate_clamps_every_value(shape):
 
 
 def test_narrowing_steps_equal_the_contract():
-    """saturate(shift_round(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
+    """round_saturate(*shift_fine(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
     every 9-bit value and every shift from 0 to 19 and 63 (both steps, carries, clamps);
     so is the biased form, saturate((v + round_bias(s)) >> s) in two shifts."""
     width, v, s = 5, Signal(signed(9)), Signal(6)
     out, out_biased = Signal(signed(8)), Signal(signed(8))
     m = Module()
-    m.d.comb += [out.eq(saturate(shift_round(shift_coarse(v, s), s), width)),
+    m.d.comb += [out.eq(round_saturate(*shift_fine(shift_coarse(v, s), s), width)),
                  out_biased.eq(saturate(shift_by_8s(v + round_bias(s), s) >> s[:3], width))]
 
     async def bench(ctx):
