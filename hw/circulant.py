@@ -27,7 +27,7 @@ from circa import numerics as nx
 from circa.config import EngineConfig
 from circa.hw.dsp import product
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
-                          pipeline_register, round_bias)
+                          pipeline_register)
 from circa.hw.hints import REPLICA, lane_copies, registers
 
 
@@ -240,11 +240,6 @@ class BlockCirculantEngine(wiring.Component):
         s3_valid, s3_first, s3_last, _ = tokens[-2]
         word_tokens = lane_copies(registers(m), "s4_token", [s3_valid, s3_first, s3_last],
                                   L * k)
-        # A group's sums start from the narrowing's half LSB instead of 0 (exact: they use at
-        # most half their range, numerics.accumulator_width), so the narrowing before the
-        # IFFT needs no rounding adder (hw/fft.py). Copies like the tokens', loaded every
-        # cycle from the latched shift, long before a run's first token.
-        biases = lane_copies(registers(m), "round_bias", [round_bias(shift)], L * k)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
@@ -272,7 +267,7 @@ class BlockCirculantEngine(wiring.Component):
                 a = Signal(acc_shape, name=f"acc{lane}_{n}")
                 total = Signal(acc_shape, name=f"total{lane}_{n}")
                 valid, first, _ = word_tokens[lane * k + n]
-                m.d.comb += total.eq(Mux(first, biases[lane * k + n][0], a) + s)
+                m.d.comb += total.eq(Mux(first, 0, a) + s)
                 with m.If(valid):
                     m.d.sync += a.eq(total)
                 totals[lane].append(total)
@@ -312,11 +307,10 @@ class BlockCirculantEngine(wiring.Component):
         shifts = lane_copies(registers(m), "shifts", [shift, out_shift], k)
         # Each run-time narrowing takes three registered steps (hw/fft.py: the shift by 8s,
         # the rest of it with the rounding, the saturation), so that no path holds a whole
-        # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax). The bank's
-        # sums hold their rounding bias already.
+        # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax).
         to_ifft_valid, to_ifft, _ = narrow_stages(
             m, "to_ifft", bank_full, to_ifft_ready, ifft.i.ready, bank[0],
-            [s for s, _ in shifts], cfg.ifft_width, biased=True)
+            [s for s, _ in shifts], cfg.ifft_width)
         m.d.comb += ifft.i.valid.eq(to_ifft_valid)
         for n in range(k):
             m.d.comb += ifft.i.p[n].eq(to_ifft[n])

@@ -53,14 +53,9 @@ def narrow_hw(v, s: int, width: int):
 # fanout, a wide rounding adder followed by the saturation, and that adder behind the
 # multiplexer were critical paths: Fmax).
 
-def shift_by_8s(v, s):
-    """``v >> (s & ~7)``: a run-time shift's multiple of 8."""
-    return v >> Cat(C(0, 3), s[3:])
-
-
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
-    return shift_by_8s(v << 1, s)
+    return (v << 1) >> Cat(C(0, 3), s[3:])
 
 
 def shift_fine(v, s):
@@ -78,13 +73,6 @@ def round_saturate(half, lsb, width: int):
                saturate(half, width))
 
 
-def round_bias(s):
-    """Half an LSB of a shift by ``s``: ``2**(s - 1)``, 0 for ``s == 0``. A sum that starts
-    from it needs no rounding adder after it: ``round_shift(v, s) == (v + round_bias(s)) >> s``
-    (:func:`narrow_stages` with ``biased``)."""
-    return (C(1, 1) << s)[1:]
-
-
 def pipeline_register(m, name, valid, ready_up, ready_down, values):
     """One register stage on a valid/ready stream: drives ``ready_up`` (comb, from
     ``ready_down``) and returns ``(valid_out, registered values)``. Throughput one beat
@@ -97,34 +85,25 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
     return out_valid, regs
 
 
-def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int,
-                  biased: bool = False):
+def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_fine`, :func:`round_saturate`. ``biased`` values already hold their
-    :func:`round_bias`: the steps then only shift and saturate. Returns ``(valid_out, values,
-    inner_valid)``, the last high while a beat is in the first two registers (for a drain
-    condition); latency three cycles, one beat a cycle."""
-    ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
+    :func:`shift_fine`, :func:`round_saturate`. Returns ``(valid_out, values, inner_valid)``,
+    the last high while a beat is in the first two registers (for a drain condition);
+    latency three cycles, one beat a cycle."""
+    ready_fine, ready_sat = Signal(name=f"{name}_fine_ready"), Signal(name=f"{name}_ready")
     # the rest of each shift travels with the beat: the second step reads a register of its
     # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)
     coarse_valid, staged = pipeline_register(
-        m, f"{name}_coarse", valid, ready_up, ready_round,
-        [(shift_by_8s if biased else shift_coarse)(v, s) for v, s in zip(values, shifts)]
-        + [s[:3] for s in shifts])
+        m, f"{name}_coarse", valid, ready_up, ready_fine,
+        [shift_coarse(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
     coarse, rest = staged[:len(values)], staged[len(values):]
-    if biased:
-        fine, finish = [(v >> r,) for v, r in zip(coarse, rest)], lambda v: saturate(v, width)
-    else:
-        fine = [shift_fine(v, r) for v, r in zip(coarse, rest)]
-        finish = lambda half, lsb: round_saturate(half, lsb, width)
-    rounded_valid, rounded = pipeline_register(
-        m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
-        [x for parts in fine for x in parts])
-    per = len(fine[0])
-    out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down, [
-        finish(*rounded[i:i + per]) for i in range(0, len(rounded), per)])
-    return out_valid, out, coarse_valid | rounded_valid
+    fine_valid, fine = pipeline_register(
+        m, f"{name}_fine", coarse_valid, ready_fine, ready_sat,
+        [x for v, r in zip(coarse, rest) for x in shift_fine(v, r)])     # half, lsb, ...
+    out_valid, out = pipeline_register(m, name, fine_valid, ready_sat, ready_down, [
+        round_saturate(half, lsb, width) for half, lsb in zip(fine[::2], fine[1::2])])
+    return out_valid, out, coarse_valid | fine_valid
 
 
 def pipeline_latency(plan: list) -> int:

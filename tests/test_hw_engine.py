@@ -37,9 +37,8 @@ def test_rtl_equals_model(k, lanes, p, q):
 @pytest.mark.parametrize("shift", ["largest", "second largest", 0])
 def test_extreme_sums(shift):
     """Full-scale blocks (bins 0 and k/2 saturate in the FFT) times full-scale weights,
-    summed over max_q blocks, at the largest shifts: the sums start from their rounding bias
-    (hw/fft.py round_bias), which must not overflow the accumulators; and at shift 0,
-    where the narrowing before the IFFT saturates every bin."""
+    summed over max_q blocks: at the largest shifts, and at shift 0, where the narrowing
+    before the IFFT saturates every bin."""
     cfg = EngineConfig(k=8, lanes=2, max_q=8, weight_depth=16)
     lo, hi = nx.signed_range(cfg.data_width)
     flat, alternating = [lo] * cfg.k, [lo, hi] * (cfg.k // 2)
