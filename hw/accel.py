@@ -386,15 +386,14 @@ class Accelerator(wiring.Component):
             sparse.shift.eq(ins.s1),
         ]
 
-        # The counters count a cycle late, from registered enables (an engine's `busy` into
-        # a 32-bit carry chain was on the k = 8 design's late lists: Fmax); a run's totals
-        # are the same. START's reset, below, wins over a last increment.
-        executing, counting = Signal(), Signal(len(COUNTERS))
-        m.d.sync += counting.eq(Cat(running, running & circ.busy, running & sparse.busy,
-                                    running & reading & is_vector, executing))
-        for counter, on in zip(counters, counting):
-            with m.If(on):
-                m.d.sync += counter.eq(counter + 1)
+        with m.If(running):
+            m.d.sync += counters[0].eq(counters[0] + 1)
+            with m.If(circ.busy):
+                m.d.sync += counters[1].eq(counters[1] + 1)
+            with m.If(sparse.busy):
+                m.d.sync += counters[2].eq(counters[2] + 1)
+            with m.If(reading & is_vector):
+                m.d.sync += counters[3].eq(counters[3] + 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -426,7 +425,7 @@ class Accelerator(wiring.Component):
                              addr_b.eq(Mux(is_vector, src_b, bias))]
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
-                m.d.comb += executing.eq(1)
+                m.d.sync += counters[4].eq(counters[4] + 1)
                 with m.If(~legal_r):
                     m.d.sync += set_running(0) + [self.error.eq(1), self.done.eq(1)]
                     m.next = "IDLE"

@@ -21,20 +21,17 @@ from circa.config import check_block_size, check_width
 from circa.hw.dsp import product
 
 
-def fits(v, width: int):
-    """``v`` is in ``signed(width)``: its bits from the target's sign bit up are all equal."""
-    top = v[width - 1:]
-    return (~top.any() | top.all()) if v.shape().signed else ~top.any()
-
-
 def saturate(v, width: int):
-    """``v`` clamped to ``signed(width)``, with :func:`fits`: a few LUTs, not two
-    comparators' carry chains (these clamps follow an adder on many paths: Fmax)."""
+    """``v`` clamped to ``signed(width)``. It fits when its bits from the target's sign bit
+    up are all equal, so the test is a few LUTs, not two comparators' carry chains (these
+    clamps follow an adder on many paths: Fmax)."""
     lo, hi = nx.signed_range(width)
     if v.shape().width < width or (v.shape().signed and v.shape().width == width):
         return v
-    return Mux(fits(v, width), v[:width].as_signed(),
-               Mux(v[-1], lo, hi) if v.shape().signed else hi)
+    top = v[width - 1:]
+    if v.shape().signed:
+        return Mux(~top.any() | top.all(), v[:width].as_signed(), Mux(v[-1], lo, hi))
+    return Mux(~top.any(), v[:width].as_signed(), hi)
 
 
 def narrow_hw(v, s: int, width: int):
@@ -43,34 +40,24 @@ def narrow_hw(v, s: int, width: int):
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
-# ``round_saturate(*shift_fine(shift_coarse(v, s), s), width)``, three steps so that a
-# register can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for
-# every ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``. It
-# shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a
-# 6-bit shift); ``(g + 1) >> 1 == (g >> 1) + g[0]``, so the rounding is an increment of
-# the result's ``width`` bits, beside the saturation's range test, not a carry chain the
-# width of the sum behind the second multiplexer (a barrel shifter behind its shift's
-# fanout, a wide rounding adder followed by the saturation, and that adder behind the
-# multiplexer were critical paths: Fmax).
+# ``saturate(shift_round(shift_coarse(v, s), s), width)``, three steps so that a register
+# can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every
+# ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``. It shifts
+# by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a 6-bit
+# shift), the rounding adder follows the second, and the saturation has a step of its own
+# (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
+# saturation, were critical paths: Fmax).
 
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
     return (v << 1) >> Cat(C(0, 3), s[3:])
 
 
-def shift_fine(v, s):
-    """Second step: the rest of the shift, ``g = v >> (s & 7)``, as ``(g >> 1, g[0])``."""
-    g = v >> s[:3]
-    return g >> 1, g[0]
-
-
-def round_saturate(half, lsb, width: int):
-    """Third step: ``saturate(half + lsb, width)``, with an adder ``width + 1`` bits wide:
-    when ``half`` is out of range, ``half + lsb`` saturates the same way."""
-    if half.shape().width <= width:
-        return saturate(half + lsb, width)
-    return Mux(fits(half, width), saturate(half[:width].as_signed() + lsb, width),
-               saturate(half, width))
+def shift_round(v, s):
+    """Second step: the rest of the shift and the rounding, ``((v >> (s & 7)) + 1) >> 1``,
+    so that ``shift_round(shift_coarse(v, s), s) == round_shift(v, s)``; then
+    :func:`saturate`."""
+    return ((v >> s[:3]) + 1) >> 1
 
 
 def pipeline_register(m, name, valid, ready_up, ready_down, values):
@@ -88,22 +75,22 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_fine`, :func:`round_saturate`. Returns ``(valid_out, values, inner_valid)``,
+    :func:`shift_round`, :func:`saturate`. Returns ``(valid_out, values, inner_valid)``,
     the last high while a beat is in the first two registers (for a drain condition);
     latency three cycles, one beat a cycle."""
-    ready_fine, ready_sat = Signal(name=f"{name}_fine_ready"), Signal(name=f"{name}_ready")
+    ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
     # the rest of each shift travels with the beat: the second step reads a register of its
     # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)
     coarse_valid, staged = pipeline_register(
-        m, f"{name}_coarse", valid, ready_up, ready_fine,
+        m, f"{name}_coarse", valid, ready_up, ready_round,
         [shift_coarse(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
     coarse, rest = staged[:len(values)], staged[len(values):]
-    fine_valid, fine = pipeline_register(
-        m, f"{name}_fine", coarse_valid, ready_fine, ready_sat,
-        [x for v, r in zip(coarse, rest) for x in shift_fine(v, r)])     # half, lsb, ...
-    out_valid, out = pipeline_register(m, name, fine_valid, ready_sat, ready_down, [
-        round_saturate(half, lsb, width) for half, lsb in zip(fine[::2], fine[1::2])])
-    return out_valid, out, coarse_valid | fine_valid
+    rounded_valid, rounded = pipeline_register(
+        m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
+        [shift_round(v, s) for v, s in zip(coarse, rest)])
+    out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
+                                       [saturate(v, width) for v in rounded])
+    return out_valid, out, coarse_valid | rounded_valid
 
 
 def pipeline_latency(plan: list) -> int:

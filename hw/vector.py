@@ -37,8 +37,8 @@ shift each (the second shift step also rounds) (docs/boards.md)::
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
           S4: (sum << 1) >> (s & 56), the barrel shift of narrow(sum, s) by s's multiple of 8
-          S4b: g = ... >> (s & 7), the rest of it, as g >> 1 and g's bit 0
-          S5: the rounding, (g >> 1) + g[0], and saturate  ──► o
+          S4b: ... >> (s & 7), the rest of it, and the rounding (+ 1) >> 1
+          S5: saturate  ──► o
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
 from circa.hw.hints import LANES_PER_COPY, lane_copies
-from circa.hw.fft import round_saturate, shift_coarse, shift_fine
+from circa.hw.fft import saturate, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
 
@@ -388,17 +388,15 @@ class VectorUnit(wiring.Component):
         s3_s = lane_copies(stage, "s3_s", [s2_s], k)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
         # the narrowing in three steps (hw/fft.py): the barrel shift in two of an 8-way
-        # multiplexer each, then the rounding and the saturation (the whole shift, behind
-        # the shift copies' fanout, was the k = 8 design's critical path: Fmax)
+        # multiplexer each, the second with the rounding, then the saturation (the whole
+        # shift, behind the shift copies' fanout, was the k = 8 design's critical path: Fmax)
         s4_valid, = stage("s4", [s3_valid])
         s4_coarse = stage("s4_coarse", [shift_coarse(v, s) for v, (s,) in zip(s3_sum, s3_s)])
         s4_s = stage("s4_s", [s for (s,) in s3_s])
         s4b_valid, = stage("s4b", [s4_valid])
-        fine = [shift_fine(v, s) for v, s in zip(s4_coarse, s4_s)]
-        s4_half = stage("s4b_half", [half for half, _ in fine])
-        s4_lsb = stage("s4b_lsb", [lsb for _, lsb in fine])
+        s4_rounded = stage("s4b_rounded", [shift_round(v, s) for v, s in zip(s4_coarse, s4_s)])
         s5_valid, = stage("s5", [s4b_valid])
-        s5_y = stage("s5_y", [round_saturate(h, b, w) for h, b in zip(s4_half, s4_lsb)])
+        s5_y = stage("s5_y", [saturate(v, w) for v in s4_rounded])
         m.d.comb += self.o.valid.eq(s5_valid)
         for lane in range(k):
             m.d.comb += self.o.p[lane].eq(s5_y[lane])

@@ -7,8 +7,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from circa import numerics as nx
-from circa.hw.fft import (RealFFT, RealIFFT, round_saturate, saturate, shift_coarse,
-                          shift_fine)
+from circa.hw.fft import RealFFT, RealIFFT, saturate, shift_coarse, shift_round
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
@@ -111,12 +110,12 @@ def test_saturate_clamps_every_value(shape):
 
 
 def test_narrowing_steps_equal_the_contract():
-    """round_saturate(*shift_fine(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
+    """saturate(shift_round(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
     every 9-bit value and every shift from 0 to 19 and 63 (both steps, carries, clamps)."""
     width, v, s = 5, Signal(signed(9)), Signal(6)
     out = Signal(signed(8))
     m = Module()
-    m.d.comb += out.eq(round_saturate(*shift_fine(shift_coarse(v, s), s), width))
+    m.d.comb += out.eq(saturate(shift_round(shift_coarse(v, s), s), width))
 
     async def bench(ctx):
         for shift in [*range(20), 63]:
