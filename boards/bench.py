@@ -46,17 +46,24 @@ def program_dir(k: int, root: Path) -> Path:
 
 
 def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
-        router: str = "router1", seeds=(1,)) -> dict:
+        router: str = "router1", seeds=(1,), pnr_minutes: float | None = None) -> dict:
     """One build per block size and nextpnr seed (placement alone moves Fmax by 10 MHz or
-    more on the large designs, docs/boards.md)."""
+    more on the large designs, docs/boards.md). A place and route stopped after
+    ``pnr_minutes`` gives a row with no figures and its ``error``."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
         for k in ks:
             with progress.step(f"Compiling the k = {k} LSTM"):
                 directory = program_dir(k, Path(tmp))
             for seed in seeds:
-                report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
-                                     seed=seed, out=Path(tmp) / f"build-k{k}-seed{seed}")
+                try:
+                    report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
+                                         seed=seed, out=Path(tmp) / f"build-k{k}-seed{seed}",
+                                         pnr_minutes=pnr_minutes)
+                except build.ToolTimeout as error:
+                    rows.append({"k": k, "seed": seed, "board": board, "fmax_mhz": None,
+                                 "target_mhz": freq_mhz, "error": str(error)})
+                    continue
                 rows.append({"k": k, "seed": seed, **{key: report.get(key) for key in (
                     "board", "device", "fmax_mhz", "target_mhz", "timing_met", "luts", "ffs",
                     "dsps", "brams", "late_endpoints", "latest_arrivals")},
@@ -69,6 +76,9 @@ def render(report: dict) -> str:
     lines = [f"{'k':>3} {'seed':>4} {'board':<11} {'Fmax MHz':>9} {'target':>7} {'LUTs':>7} "
              f"{'FFs':>7} {'DSPs':>5} {'BRAMs':>6} {'build s':>8}"]
     for r in report["rows"]:
+        if "error" in r:
+            lines.append(f"{r['k']:>3} {r['seed']:>4} {r['board']:<11} not routed: {r['error']}")
+            continue
         fmax = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f}"
         lines.append(f"{r['k']:>3} {r['seed']:>4} {r['board']:<11} {fmax:>9} "
                      f"{r['target_mhz']:>7g} {r['luts']:>7} {r['ffs']:>7} {r['dsps']:>5} "

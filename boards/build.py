@@ -131,10 +131,20 @@ def tool(name: str) -> str:
     return found
 
 
-def run_tool(cmd: list[str], cwd: Path, log: str):
-    """Run a tool in ``cwd`` with its output in ``cwd/log``; a failure names the log."""
+class ToolTimeout(RuntimeError):
+    """A tool ran past its time limit and was stopped."""
+
+
+def run_tool(cmd: list[str], cwd: Path, log: str, minutes: float | None = None):
+    """Run a tool in ``cwd`` with its output in ``cwd/log``, stopped after ``minutes``; a
+    failure names the log."""
     with open(cwd / log, "w") as out:
-        done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=None if minutes is None else 60 * minutes)
+        except subprocess.TimeoutExpired:
+            raise ToolTimeout(f"{Path(cmd[0]).name} did not finish in {minutes:g} minutes and "
+                              f"was stopped (log {cwd / log})") from None
     if done.returncode:
         tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-25:])
         raise RuntimeError(f"{Path(cmd[0]).name} failed (log {cwd / log}):\n{tail}")
@@ -227,8 +237,11 @@ def synthesise(cfg: AccelConfig, tgt: Target, out, *, freq_mhz: float | None = N
 
 
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
-          baud: int | None = None, out=None, seed: int = 1, router: str = "router1") -> dict:
-    """Build the bitstream for the Program in ``directory``; returns the build report."""
+          baud: int | None = None, out=None, seed: int = 1, router: str = "router1",
+          pnr_minutes: float | None = None) -> dict:
+    """Build the bitstream for the Program in ``directory``; returns the build report.
+    Place and route is stopped after ``pnr_minutes`` (no limit by default), raising
+    :class:`ToolTimeout`."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
     tgt: Target = target(board)
@@ -263,7 +276,15 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         pack = [tool("icepack"), f"{name}.asc", f"{name}.bin"]
         bitstream = f"{name}.bin"
     with progress.step(f"Place and route (nextpnr-{family}; minutes for a large design)"):
-        run_tool(pnr, out, "nextpnr.log")
+        try:
+            run_tool(pnr, out, "nextpnr.log", minutes=pnr_minutes)
+        except ToolTimeout as error:
+            # router2 can stall at a few thousand overused wires on a large design's
+            # placement, and router1 did not finish a k = 8 design in 25 minutes
+            # (docs/boards.md)
+            raise ToolTimeout(f"place and route: {error}. The router stalls on some "
+                              f"placements of large designs: try another --seed, the other "
+                              f"--router, or a lower --freq") from None
     seconds["place_and_route"] = time.monotonic() - started - seconds["synthesis"]
     with progress.step("Packing the bitstream"):
         run_tool(pack, out, "pack.log")

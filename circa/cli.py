@@ -65,14 +65,15 @@ ROUTER_HELP = ("nextpnr's router (default router1; router2 is made for congested
 def _build(args) -> tuple[dict, str, bool]:
     from circa.boards import build
     report = build.build(args.dir, args.board, freq_mhz=args.freq, baud=args.baud,
-                         out=args.output, seed=args.seed, router=args.router)
+                         out=args.output, seed=args.seed, router=args.router,
+                         pnr_minutes=args.pnr_minutes)
     return report, build.render(report), report["timing_met"] is not False
 
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
     report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq or bench.GOAL_MHZ,
-                       router=args.router, seeds=args.seed)
+                       router=args.router, seeds=args.seed, pnr_minutes=args.pnr_minutes)
     return report, bench.render(report), True
 
 
@@ -188,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     build.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
+    build.add_argument("--pnr-minutes", type=float, metavar="MIN",
+                       help="stop place and route after MIN minutes (default: no limit)")
     build.set_defaults(run=_build)
 
     fpga = sub.add_parser("bench-fpga", help="Fmax and utilisation of k = 8 / 16 designs",
@@ -203,6 +206,9 @@ def parser() -> argparse.ArgumentParser:
     fpga.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
     fpga.add_argument("--seed", type=int, nargs="+", default=[1], metavar="N",
                       help="nextpnr seeds, one build each (default 1): placement moves Fmax")
+    fpga.add_argument("--pnr-minutes", type=float, metavar="MIN",
+                      help="stop a build's place and route after MIN minutes and report it "
+                      "as not routed (default: no limit)")
     fpga.set_defaults(run=_bench_fpga)
 
     cmp = sub.add_parser("compare", help="circa's designs next to published FPGA baselines",

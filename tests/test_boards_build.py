@@ -247,6 +247,18 @@ def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, 
     build.run_tool([build.tool("yosys"), "-q", "u.ys"], tmp_path, "yosys.log")
 
 
+def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
+    """`--pnr-minutes`: the tool is killed and the error names it, the limit and its log."""
+    import sys
+    import time
+    started = time.monotonic()
+    with pytest.raises(build.ToolTimeout, match=r"python\S* did not finish in 0.02 minutes "
+                       r"and was stopped \(log .*slow.log\)"):
+        build.run_tool([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path,
+                       "slow.log", minutes=0.02)
+    assert time.monotonic() - started < 30
+
+
 def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
     """The memories whose reads never use a word written in the same cycle (hw/hints.py:
     the scratchpad, docs/isa.md "Overlap"; the engine's weights and spectrum buffer) are

@@ -41,3 +41,30 @@ def test_bench_fpga_builds_once_per_seed(monkeypatch, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line.split()[:1] == ["8"]]
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
+
+
+def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
+    """`circa bench-fpga --pnr-minutes`: a place and route that runs out of time is reported
+    in its row, and the other builds go on; `circa build` fails with the reason (exit 1)."""
+    from circa.boards import bench, build
+    limits = []
+
+    def fake_build(directory, board, *, seed, pnr_minutes, **_):
+        limits.append(pnr_minutes)
+        if seed == 1:
+            raise build.ToolTimeout("place and route: nextpnr-ecp5 did not finish in 30 "
+                                    "minutes and was stopped (log x)")
+        return {"board": board, "device": "LFE5U-85F", "fmax_mhz": 80.5, "target_mhz": 100,
+                "timing_met": False, "luts": 1, "ffs": 2, "dsps": 3, "brams": 4,
+                "config": "cfg", "seconds": {"total": 5.0}}
+    monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
+    monkeypatch.setattr(build, "build", fake_build)
+    assert main(["bench-fpga", "--k", "8", "--seed", "1", "2", "--pnr-minutes", "30"]) == 0
+    assert limits == [30.0, 30.0]
+    out = capsys.readouterr().out
+    assert "8    1 ulx3s-85f   not routed: place and route: nextpnr-ecp5 did not finish" in out
+    assert "80.5" in out
+
+    assert main(["build", "somewhere", "--pnr-minutes", "30"]) == 1
+    assert "failed: place and route: nextpnr-ecp5 did not finish in 30 minutes" in \
+        capsys.readouterr().err
