@@ -38,9 +38,10 @@ def test_bench_fpga_builds_once_per_seed(monkeypatch, capsys):
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2"]) == 0
     assert calls == [(1, 100.0), (2, 100.0)]
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()
-            if line.split()[:1] == ["8"]]
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["8"]]
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
+    assert "k = 8: 2 of 2 seeds routed, Fmax 61.0 to 62.0 MHz, median 61.5" in out
 
 
 def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
@@ -63,7 +64,7 @@ def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
     assert limits == [30.0, 30.0]
     out = capsys.readouterr().out
     assert "8    1 ulx3s-85f   not routed: place and route: nextpnr-ecp5 did not finish" in out
-    assert "80.5" in out
+    assert "80.5" in out and "k = 8: 1 of 2 seeds routed, Fmax 80.5 to 80.5 MHz" in out
 
     assert main(["build", "somewhere", "--pnr-minutes", "30"]) == 1
     assert "failed: place and route: nextpnr-ecp5 did not finish in 30 minutes" in \
