@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from circa import progress
@@ -237,11 +239,14 @@ def synthesise(cfg: AccelConfig, tgt: Target, out, *, freq_mhz: float | None = N
 
 
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
-          baud: int | None = None, out=None, seed: int = 1, router: str = "router1",
-          pnr_minutes: float | None = None) -> dict:
+          baud: int | None = None, out=None, seed: int | list[int] = 1,
+          router: str = "router1", pnr_minutes: float | None = None) -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report.
-    Place and route is stopped after ``pnr_minutes`` (no limit by default), raising
-    :class:`ToolTimeout`."""
+
+    Several placement seeds: each is placed and routed (side by side, one per core) and the
+    fastest is kept (a seed sweep: placement alone moves a large design's Fmax by 10 MHz or
+    more, docs/boards.md). Place and route is stopped after ``pnr_minutes`` (no limit by
+    default); :class:`ToolTimeout` when no seed finished."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
     tgt: Target = target(board)
@@ -259,32 +264,38 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     name, family = "top", device.family
     seconds = {"synthesis": time.monotonic() - started}
     pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
-           "--seed", str(seed), "--router", router, "--timing-allow-fail",
-           "--detailed-timing-report",
+           "--router", router, "--timing-allow-fail", "--detailed-timing-report",
            "--log", f"{name}.tim", "-q"]
     if family == "ecp5":
+        constraints, placed = f"{name}.lpf", f"{name}.config"
         pnr += [*platform._nextpnr_device_options[platform.device].split(),
                 "--package", platform._nextpnr_package_options[platform.package].upper(),
-                "--speed", str(platform.speed), "--lpf", f"{name}.lpf",
-                "--textcfg", f"{name}.config"]
-        pack = [tool("ecppack"), "--compress", "--input", f"{name}.config", "--bit",
-                f"{name}.bit"]
+                "--speed", str(platform.speed), "--lpf", constraints, "--textcfg", placed]
+        pack = [tool("ecppack"), "--compress", "--input", placed, "--bit", f"{name}.bit"]
         bitstream = f"{name}.bit"
     else:
+        constraints, placed = f"{name}.pcf", f"{name}.asc"
         pnr += [f"--{platform.device.lower().replace('ice40', '')}", "--package",
-                platform.package.lower(), "--pcf", f"{name}.pcf", "--asc", f"{name}.asc"]
-        pack = [tool("icepack"), f"{name}.asc", f"{name}.bin"]
+                platform.package.lower(), "--pcf", constraints, "--asc", placed]
+        pack = [tool("icepack"), placed, f"{name}.bin"]
         bitstream = f"{name}.bin"
-    with progress.step(f"Place and route (nextpnr-{family}; minutes for a large design)"):
-        try:
-            run_tool(pnr, out, "nextpnr.log", minutes=pnr_minutes)
-        except ToolTimeout as error:
-            # router2 can stall at a few thousand overused wires on a large design's
-            # placement, and router1 did not finish a k = 8 design in 25 minutes
-            # (docs/boards.md)
-            raise ToolTimeout(f"place and route: {error}. The router stalls on some "
-                              f"placements of large designs: try another --seed, the other "
-                              f"--router, or a lower --freq") from None
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    with progress.step(f"Place and route (nextpnr-{family}, seed{'s' * (len(seeds) > 1)} "
+                       f"{', '.join(map(str, seeds))}; minutes for a large design)"):
+        fmax_by_seed = place_and_route(pnr, out, [f"{name}.json", constraints], seeds,
+                                       pnr_minutes, family, top.freq_hz / 1e6)
+    seed = max(fmax_by_seed, key=lambda n: fmax_by_seed[n] or 0)
+    if fmax_by_seed[seed] is None:
+        # router2 can stall at a few thousand overused wires on a large design's
+        # placement, and router1 did not finish a k = 8 design in 25 minutes
+        # (docs/boards.md)
+        logs = out / ("nextpnr.log" if len(seeds) == 1 else "seed*/nextpnr.log")
+        raise ToolTimeout(f"place and route did not finish in {pnr_minutes:g} minutes (log "
+                          f"{logs}); the router stalls on some placements of large designs: "
+                          f"try another --seed, the other --router, or a lower --freq")
+    if len(seeds) > 1:              # the kept seed's results where a one-seed build has them
+        for file in ("report.json", f"{name}.tim", "nextpnr.log", placed):
+            shutil.copy(out / f"seed{seed}" / file, out / file)
     seconds["place_and_route"] = time.monotonic() - started - seconds["synthesis"]
     with progress.step("Packing the bitstream"):
         run_tool(pack, out, "pack.log")
@@ -306,10 +317,30 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
         "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl,
-        "nextpnr": {"seed": seed, "router": router},
+        "nextpnr": {"seed": seed, "router": router,
+                    **({"fmax_by_seed": fmax_by_seed} if len(seeds) > 1 else {})},
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[int],
+                    minutes: float | None, family: str, target_mhz: float) -> dict:
+    """nextpnr once per seed, in ``out`` for one seed, else in ``out/seedN`` (with copies of
+    the ``inputs``), side by side, one per core; ``{seed: Fmax in MHz, None if stopped after
+    ``minutes``}``."""
+    def run(seed):
+        where = out if len(seeds) == 1 else out / f"seed{seed}"
+        where.mkdir(exist_ok=True)
+        for file in inputs if where != out else ():
+            shutil.copy(out / file, where / file)    # the tools read only their own folder
+        try:
+            run_tool([*pnr, "--seed", str(seed)], where, "nextpnr.log", minutes=minutes)
+        except ToolTimeout:
+            return None
+        return pnr_figures(where / "report.json", family, target_mhz)["fmax_mhz"]
+    with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
+        return dict(zip(seeds, pool.map(run, seeds)))
 
 
 def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:
@@ -353,6 +384,11 @@ def render(report: dict) -> str:
         f"  LUTs {report['luts']}/{b['luts']}, FFs {report['ffs']}/{b['ffs']}, "
         f"multipliers {report['dsps']}/{b['dsps']}, block RAMs {report['brams']}/{b['brams']}",
     ]
+    if "fmax_by_seed" in report.get("nextpnr", {}):
+        lines.append("  placement seeds: " + ", ".join(
+            f"{seed}: {'not routed' if f is None else f'{f:.1f} MHz'}"
+            for seed, f in report["nextpnr"]["fmax_by_seed"].items())
+            + f" (kept {report['nextpnr']['seed']})")
     if not report["timing_met"] and report.get("latest_arrivals"):
         lines.append(f"  {report['late_endpoints']} inputs of registers and memories arrive "
                      "after the clock period; the latest (build_report.json has 20):")

@@ -187,7 +187,9 @@ def parser() -> argparse.ArgumentParser:
                        "docs/boards.md)")
     build.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
     build.add_argument("-o", "--output", metavar="OUT", help="default DIR/build-BOARD")
-    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    build.add_argument("--seed", type=int, nargs="+", default=[1], metavar="N",
+                       help="nextpnr placement seed (default 1); several: place and route "
+                       "with each, side by side, and keep the fastest")
     build.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
     build.add_argument("--pnr-minutes", type=float, metavar="MIN",
                        help="stop place and route after MIN minutes (default: no limit)")

@@ -98,9 +98,15 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     """CI's real bitstream: ULX3S-25F, 30 MHz from the 25 MHz oscillator through the PLL."""
     out = tmp_path / "build"
     assert cli.main(["build", str(tiny_program), "--board", "ulx3s-25f", "--freq", "30",
-                     "-o", str(out), "--json"]) == 0
+                     "-o", str(out), "--seed", "1", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((out / "build_report.json").read_text())
+    # a seed sweep: both placed and routed, the fastest kept, its reports where one seed's are
+    by_seed = {int(n): f for n, f in report["nextpnr"]["fmax_by_seed"].items()}
+    assert set(by_seed) == {1, 2} and report["fmax_mhz"] == max(by_seed.values())
+    kept = report["nextpnr"]["seed"]
+    assert by_seed[kept] == report["fmax_mhz"]
+    assert (out / "report.json").read_bytes() == (out / f"seed{kept}" / "report.json").read_bytes()
     bitstream = Path(report["bitstream"])
     assert bitstream.stat().st_size > 100_000 and bitstream.parent == out
     assert report["board"] == "ulx3s-25f" and report["device"] == "LFE5U-25F"
@@ -257,6 +263,22 @@ def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
         build.run_tool([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path,
                        "slow.log", minutes=0.02)
     assert time.monotonic() - started < 30
+
+
+def test_a_seed_sweep_keeps_going_past_a_stalled_seed(tmp_path):
+    """`circa build --seed 1 2 --pnr-minutes`: each seed in a folder of its own with copies
+    of the inputs; a seed stopped at the limit has no Fmax, the others do."""
+    import sys
+    (tmp_path / "top.json").write_text("{}")
+    fake_nextpnr = [sys.executable, "-c", (
+        "import json, pathlib, sys, time\n"
+        "assert pathlib.Path('top.json').exists()\n"
+        "if sys.argv[sys.argv.index('--seed') + 1] == '1': time.sleep(60)\n"
+        "json.dump({'utilization': {}, 'fmax': {'clk': {'achieved': 81.5}}},"
+        " open('report.json', 'w'))")]
+    assert build.place_and_route(fake_nextpnr, tmp_path, ["top.json"], [1, 2], 0.05, "ecp5",
+                                 100.0) == {1: None, 2: 81.5}
+    assert (tmp_path / "seed2" / "report.json").exists()
 
 
 def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
