@@ -279,7 +279,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
                 platform.package.lower(), "--pcf", constraints, "--asc", placed]
         pack = [tool("icepack"), placed, f"{name}.bin"]
         bitstream = f"{name}.bin"
-    seeds = [seed] if isinstance(seed, int) else list(seed)
+    seeds = [seed] if isinstance(seed, int) else list(dict.fromkeys(seed))
     with progress.step(f"Place and route (nextpnr-{family}, seed{'s' * (len(seeds) > 1)} "
                        f"{', '.join(map(str, seeds))}; minutes for a large design)"):
         fmax_by_seed = place_and_route(pnr, out, [f"{name}.json", constraints], seeds,
