@@ -4,6 +4,8 @@ import dataclasses
 import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,8 +257,6 @@ def test_replicated_registers_survive_synthesis(tmp_path, keep, unit, register, 
 
 def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
     """`--pnr-minutes`: the tool is killed and the error names it, the limit and its log."""
-    import sys
-    import time
     started = time.monotonic()
     with pytest.raises(build.ToolTimeout, match=r"python\S* did not finish in 0.02 minutes "
                        r"and was stopped \(log .*slow.log\)"):
@@ -268,7 +268,6 @@ def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
 def test_a_seed_sweep_keeps_going_past_a_stalled_seed(tmp_path):
     """`circa build --seed 1 2 --pnr-minutes`: each seed in a folder of its own with copies
     of the inputs; a seed stopped at the limit has no Fmax, the others do."""
-    import sys
     (tmp_path / "top.json").write_text("{}")
     fake_nextpnr = [sys.executable, "-c", (
         "import json, pathlib, sys, time\n"
