@@ -53,7 +53,7 @@ from amaranth.lib.wiring import In, Out
 from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
-from circa.hw.hints import LANES_PER_COPY, lane_copies
+from circa.hw.hints import LANES_PER_COPY, has_lut_ram, lane_copies
 from circa.hw.fft import saturate, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
@@ -282,8 +282,7 @@ class VectorUnit(wiring.Component):
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries, mem_addr = [], []      # each lane's table entry, read in stage 1
-        lut_ram = (cfg.tables * segments <= 64
-                   and str(getattr(platform, "family", "")).lower() != "ice40")
+        lut_ram = cfg.tables * segments <= 64 and has_lut_ram(platform)
         for lane in range(k if cfg.tables else 0):
             # A few dozen 50-66-bit words would take two block RAMs per lane (ports are at
             # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
