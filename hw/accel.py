@@ -400,6 +400,13 @@ class Accelerator(wiring.Component):
             with m.If(reading & is_vector):
                 m.d.sync += counters[3].eq(counters[3] + 1)
 
+        # The engines start in STREAM's first cycle, from registers: the start pulse latches
+        # every run parameter of an engine, and its decode in EXECUTE (the instruction's op,
+        # legality, state) was the k = 8 design's critical path (Fmax). Their inputs wait in
+        # their FIFOs meanwhile.
+        start_mvc, start_mvs = Signal(name="start_mvc"), Signal(name="start_mvs")
+        m.d.sync += [start_mvc.eq(0), start_mvs.eq(0)]
+        m.d.comb += [circ.start.eq(start_mvc), sparse.start.eq(start_mvs)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(take & (kind == Host.START)):
@@ -438,8 +445,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += set_running(0) + [self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(is_mvc | is_mvs | is_vector):
-                    m.d.comb += [circ.start.eq(is_mvc), sparse.start.eq(is_mvs)]
-                    m.d.sync += reading.eq(1)
+                    m.d.sync += [start_mvc.eq(is_mvc), start_mvs.eq(is_mvs), reading.eq(1)]
                     m.next = "STREAM"
                 with m.Else():
                     m.d.sync += self.pc.eq(self.pc + 1)
