@@ -10,7 +10,7 @@
 cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the pins.
 """
 
-from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module, Value,
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
                           ResetSignal, Signal)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
@@ -22,31 +22,17 @@ from circa.config import AccelConfig
 from circa.hw.accel import Accelerator, host_data_width
 
 
-def register_slice(m, name, source, sink):
-    """``source -> sink`` through a two-place FIFO, whose ``valid``, ``ready`` and payload
-    outputs are all registers: no path runs from one side's logic into the other's. (The
-    bridge and the accelerator's host port sit far apart on a large device, and the host
-    handshake, through ``running``, was on the k = 8 design's late lists: Fmax.)"""
-    m.submodules[name] = q = fifo.SyncFIFOBuffered(width=len(Value.cast(source.payload)),
-                                                   depth=2)
-    m.d.comb += [q.w_data.eq(source.payload), q.w_en.eq(source.valid),
-                 source.ready.eq(q.w_rdy),
-                 sink.payload.eq(q.r_data), sink.valid.eq(q.r_rdy), q.r_en.eq(sink.ready)]
-
-
 class BoardCore(wiring.Component):
     """UART pins to the accelerator. ``divisor`` = clock / baud; ``timeout`` in cycles ends a
-    frame whose sender went quiet (default: 100 byte times). ``host_slices`` puts a
-    register slice on each of the host command and response streams (a cycle each way)."""
+    frame whose sender went quiet (default: 100 byte times)."""
     rx: In(1, init=1)
     tx: Out(1, init=1)
     done: Out(1)
     error: Out(1)
 
     def __init__(self, cfg: AccelConfig, images: dict | None = None, *, divisor: int,
-                 timeout: int | None = None, host_slices: bool = False):
+                 timeout: int | None = None):
         self._cfg, self._images, self._divisor = cfg, images, divisor
-        self._host_slices = host_slices
         self._timeout = timeout or 1000 * divisor
         super().__init__()
 
@@ -65,12 +51,8 @@ class BoardCore(wiring.Component):
         wiring.connect(m, uart_rx.bytes, rx_fifo.w_stream)
         wiring.connect(m, rx_fifo.r_stream, bridge.rx)
         wiring.connect(m, bridge.tx, uart_tx.bytes)
-        if self._host_slices:
-            register_slice(m, "cmd_slice", bridge.cmd, accel.host_cmd)
-            register_slice(m, "rsp_slice", accel.host_rsp, bridge.rsp)
-        else:
-            wiring.connect(m, bridge.cmd, accel.host_cmd)
-            wiring.connect(m, accel.host_rsp, bridge.rsp)
+        wiring.connect(m, bridge.cmd, accel.host_cmd)
+        wiring.connect(m, accel.host_rsp, bridge.rsp)
         m.d.comb += [self.tx.eq(uart_tx.tx), self.done.eq(accel.done),
                      self.error.eq(accel.error)]
         return m
@@ -200,10 +182,8 @@ class BoardTop(Elaboratable):
                 m.d.comb += rst.eq(ResetSignal("por"))
             platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
 
-        # register slices on the host streams on the ECP5 (the iCE40 has no cells to spare)
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
-                                             timeout=int(self.freq_hz // 100),   # 10 ms
-                                             host_slices=self.family == "ecp5")
+                                             timeout=int(self.freq_hz // 100))   # 10 ms
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

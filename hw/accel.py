@@ -32,7 +32,7 @@ from circa.compiler.isa import FIELDS, Op
 from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
-from circa.hw.hints import LANES_PER_COPY, REPLICA, has_lut_ram, lane_copies, registers
+from circa.hw.hints import LANES_PER_COPY, REPLICA, lane_copies, registers
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -280,19 +280,14 @@ class Accelerator(wiring.Component):
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
-        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle.
-        # Where there is LUT RAM, the FIFO's head is read straight from it: the buffered
-        # FIFO's output register (2 * k words) had a clock enable from the engines' ready, and
-        # that net was the k = 8 design's critical path (Fmax); the iCE40 has no LUT RAM,
-        # and its block RAM reads are registered.
-        inbox_fifo = fifo.SyncFIFO if has_lut_ram(platform) else fifo.SyncFIFOBuffered
-        m.submodules.inbox = inbox = inbox_fifo(width=2 * word, depth=8)
+        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
+        m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
         to_send = Signal(13)               # beats the reader has still to send
         more, room = Signal(), Signal()    # to_send != 0; the FIFO has room for one more
         written = Signal(12)               # output blocks stored
         in_flight = Signal()
         issue = Signal()
-        reading = Signal()      # in STREAM: a register of its own (it gates the streams)
+        reading = Signal()
         m.d.comb += issue.eq(reading & more & room)
         # `more` and `room` are registers (they gate every read-address register: Fmax).
         # `room` counts the FIFO's words and the read in flight as if the FIFO gave none
@@ -400,13 +395,6 @@ class Accelerator(wiring.Component):
             with m.If(reading & is_vector):
                 m.d.sync += counters[3].eq(counters[3] + 1)
 
-        # The engines start in STREAM's first cycle, from registers: the start pulse latches
-        # every run parameter of an engine, and its decode in EXECUTE (the instruction's op,
-        # legality, state) was the k = 8 design's critical path (Fmax). Their inputs wait in
-        # their FIFOs meanwhile.
-        start_mvc, start_mvs = Signal(name="start_mvc"), Signal(name="start_mvs")
-        m.d.sync += [start_mvc.eq(0), start_mvs.eq(0)]
-        m.d.comb += [circ.start.eq(start_mvc), sparse.start.eq(start_mvs)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(take & (kind == Host.START)):
@@ -445,7 +433,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += set_running(0) + [self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(is_mvc | is_mvs | is_vector):
-                    m.d.sync += [start_mvc.eq(is_mvc), start_mvs.eq(is_mvs), reading.eq(1)]
+                    m.d.comb += [circ.start.eq(is_mvc), sparse.start.eq(is_mvs)]
                     m.next = "STREAM"
                 with m.Else():
                     m.d.sync += self.pc.eq(self.pc + 1)
@@ -467,8 +455,9 @@ class Accelerator(wiring.Component):
                             with m.If(loop_left != 1):
                                 m.d.sync += self.pc.eq(loop_start)
             with m.State("STREAM"):
+                m.d.comb += reading.eq(1)
                 with m.If((written == outputs) & ~circ.busy & ~sparse.busy):
-                    m.d.sync += [self.pc.eq(self.pc + 1), reading.eq(0)]
+                    m.d.sync += self.pc.eq(self.pc + 1)
                     m.next = "FETCH"
         return m
 

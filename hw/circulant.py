@@ -77,10 +77,9 @@ class BlockCirculantEngine(wiring.Component):
     cfg = property(lambda self: self._cfg)
 
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
-    # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> S5
-    # (accumulate) -> the result bank loads.
-    MAC_DEPTH = 8
-    FFT_SLACK = 5       # the spectra FIFO's places beyond the FFT's latency
+    # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
+    MAC_DEPTH = 7
+    FFT_SLACK = 4       # the spectra FIFO's places beyond the FFT's latency
     FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
@@ -110,8 +109,7 @@ class BlockCirculantEngine(wiring.Component):
             # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
             # register too, set when a place would be left even if this cycle's block came and
             # no place were given back (the paths through the count were critical, Fmax).
-            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its count on the issue
-            # side, its read, the credit).
+            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
             m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
                 width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
             credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
@@ -124,20 +122,8 @@ class BlockCirculantEngine(wiring.Component):
             m.d.comb += [self.i_x.ready.eq(has_credit),
                          fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
                          spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
-            # The issue logic counts the blocks in the FIFO itself, from a register of the
-            # writes, instead of reading the FIFO's level: the level -> ready -> issue -> read
-            # -> level loop ran from the FIFO, by the FFT, to the issue logic and back (the
-            # k = 8 design's critical path: Fmax). The count lags the FIFO by a cycle, so it
-            # never reads an empty FIFO.
-            wrote = Signal(name="wrote")
-            stored = Signal(range(spectra_fifo.depth + 1))
-            has_spectrum, read_spectrum = Signal(name="has_spectrum"), Signal()
-            m.d.comb += spectra_fifo.r_en.eq(read_spectrum & has_spectrum)
-            stored_next = stored + wrote - spectra_fifo.r_en
-            m.d.sync += [wrote.eq(fft.o.valid), stored.eq(stored_next),
-                         has_spectrum.eq(stored_next != 0)]
             spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
-            spectrum_valid = has_spectrum
+            spectrum_valid, read_spectrum = spectra_fifo.r_rdy, spectra_fifo.r_en
         else:
             # A small FFT (two stages at most) stalls with the MACs: its stall reaches few
             # registers, and on the iCE40 the FIFO would cost logic cells the LSTM needs.
@@ -242,27 +228,22 @@ class BlockCirculantEngine(wiring.Component):
         m.d.sync += [weights[lane][c].eq(rd.data[i])
                      for lane, cols, rd, *_ in weight_slices for i, c in enumerate(cols)]
         tokens = [(s0_valid, s0_first, s0_last, s0_lanes)]     # (valid, first, last, lanes)
-        for stage in ("s1", "s1b", "s2", "s3", "s4", "s5"):
+        for stage in ("s1", "s1b", "s2", "s3", "s4"):
             token = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_first"),
                      Signal(name=f"{stage}_last"), Signal.like(s0_lanes, name=f"{stage}_lanes"))
             m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
             tokens.append(token)
-        s5_valid, _, s5_last, s5_lanes = tokens[-1]
-        s4_valid, _, s4_last, _ = tokens[-2]
-        # The accumulators (S4) and the result bank (S5) read the last token from copies, one
-        # per 4 of the L*k words (hw/hints.py): one register drove every accumulator's select
-        # and enable and every bank word's load (Fmax). The bank loads from the accumulator's
-        # register a cycle after a group's last sum, not from the adder beside it: the adder's
-        # output crossed to the bank on the same path as the token's route to the adder (the
-        # k = 8 design's critical path: Fmax).
-        s3_valid, s3_first, s3_last, _ = tokens[-3]
+        s4_valid, s4_first, s4_last, s4_lanes = tokens[-1]
+        # the accumulators and the result bank read the last token from copies, one per 4 of
+        # the L*k words (hw/hints.py): one register drove every accumulator's select and
+        # enable and every bank word's load (Fmax)
+        s3_valid, s3_first, s3_last, _ = tokens[-2]
         word_tokens = lane_copies(registers(m), "s4_token", [s3_valid, s3_first, s3_last],
                                   L * k)
-        bank_loads = lane_copies(registers(m), "s5_load", [s4_valid & s4_last], L * k)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
-        accs = [[] for _ in range(L)]     # a block's spectrum, a cycle after its last token
+        totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
             w = weights[lane]
@@ -289,7 +270,7 @@ class BlockCirculantEngine(wiring.Component):
                 m.d.comb += total.eq(Mux(first, 0, a) + s)
                 with m.If(valid):
                     m.d.sync += a.eq(total)
-                accs[lane].append(a)
+                totals[lane].append(total)
 
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
         # The bank is a shift register towards lane 0, which alone feeds the IFFT: a group's
@@ -301,22 +282,22 @@ class BlockCirculantEngine(wiring.Component):
         to_ifft_ready = Signal()
         bank_full_next = Signal()
         m.d.comb += bank_full_next.eq(
-            s5_valid & s5_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
+            s4_valid & s4_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
         last_token_next = issue & last_j
         for valid, _, last, _ in tokens[:-1]:
             last_token_next |= valid & last
         m.d.sync += [bank_full.eq(bank_full_next),
                      bank_free.eq(~bank_full_next & ~last_token_next)]
         shift_bank = ~bank_full | to_ifft_ready
-        with m.If(s5_valid & s5_last):
-            m.d.sync += [bank_lanes.eq(s5_lanes), sent.eq(0)]
+        with m.If(s4_valid & s4_last):
+            m.d.sync += [bank_lanes.eq(s4_lanes), sent.eq(0)]
         with m.Elif(shift_bank & bank_full):
             m.d.sync += sent.eq(sent + 1)
         for lane in range(L):
             for n in range(k):
-                load, = bank_loads[lane * k + n]
-                with m.If(load):
-                    m.d.sync += bank[lane][n].eq(accs[lane][n])
+                valid, _, last = word_tokens[lane * k + n]
+                with m.If(valid & last):
+                    m.d.sync += bank[lane][n].eq(totals[lane][n])
                 with m.Elif(shift_bank):
                     if lane < L - 1:
                         m.d.sync += bank[lane][n].eq(bank[lane + 1][n])

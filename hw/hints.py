@@ -66,9 +66,3 @@ def registers(m):
         m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
         return regs
     return register
-
-
-def has_lut_ram(platform) -> bool:
-    """Whether the target has LUT RAM (asynchronous reads): every target but the iCE40,
-    and simulation (``platform`` None)."""
-    return str(getattr(platform, "family", "")).lower() != "ice40"

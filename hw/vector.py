@@ -23,13 +23,12 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
   other ops, so ``x = clip(a, lo, hi)`` equals ``a`` for them.
 
 Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
-eleven stages (thirteen with more than 4 lanes) of at most one adder, multiplier or 8-way
+eleven stages (twelve with more than 4 lanes) of at most one adder, multiplier or 8-way
 shift each (the second shift step also rounds) (docs/boards.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller)
           Sb: the table's scalars, and the clamp bounds in a copy per lane (with more than
               4 lanes; a narrower unit selects them from the inputs, in S0)
-          Sc: the clamp's compares a > hi, a < lo (with more than 4 lanes; else in Sx)
           Sx: x = clip(a, lo, hi)
           Sy: y = x >> seg_shift; the segment index, clipped -> table address
           S1: table entry (memory read), x, b, op, shifts
@@ -53,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
-from circa.hw.hints import LANES_PER_COPY, has_lut_ram, lane_copies
+from circa.hw.hints import LANES_PER_COPY, lane_copies
 from circa.hw.fft import saturate, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
@@ -197,12 +196,11 @@ class VectorUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an accepted input beat to its output, with the output always ready."""
-        return 11 + 2 * self.wide
+        return 11 + self.wide
 
     @property
     def wide(self) -> bool:
-        """More than :data:`LANES_PER_COPY` lanes: the table's scalars get stage b, the clamp's
-        compares stage c."""
+        """More than :data:`LANES_PER_COPY` lanes: the table's scalars get stage b."""
         return self._cfg.k > LANES_PER_COPY
 
     @property
@@ -282,7 +280,8 @@ class VectorUnit(wiring.Component):
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries, mem_addr = [], []      # each lane's table entry, read in stage 1
-        lut_ram = cfg.tables * segments <= 64 and has_lut_ram(platform)
+        lut_ram = (cfg.tables * segments <= 64
+                   and str(getattr(platform, "family", "")).lower() != "ice40")
         for lane in range(k if cfg.tables else 0):
             # A few dozen 50-66-bit words would take two block RAMs per lane (ports are at
             # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
@@ -296,29 +295,16 @@ class VectorUnit(wiring.Component):
             mem_addr.append(rd.addr)
 
         # -- stage x: clamp. clip(a, lo, hi) = min(max(a, lo), hi), which is hi whenever
-        # a > hi or lo > hi, else max(a, lo). On a wide unit the compares take stage c of
-        # their own, before the multiplexer (a bound's copy, the compare's carry chain and the
-        # multiplexer were on the k = 8 design's late lists: Fmax).
-        if self.wide:
-            sc_valid, sc_op, sc_shift, sc_table, sc_pshift, sc_seg_shift = stage("sc", [
-                sb_valid, sb_op, sb_shift, sb_table, sb_pshift, sb_seg_shift])
-            sc_a, sc_b = stage("sc_a", sb_a), stage("sc_b", sb_b)
-            sc_bounds = [stage(f"sc_bounds{lane}", [lo, hi, (a > hi) | empty, a < lo])
-                         for lane, (a, (lo, hi, empty)) in enumerate(zip(sb_a, bounds))]
-            clamped = [Mux(over, hi, Mux(under, lo, a))
-                       for a, (lo, hi, over, under) in zip(sc_a, sc_bounds)]
-        else:
-            sc_valid, sc_op, sc_shift, sc_table, sc_pshift, sc_seg_shift, sc_b = (
-                sb_valid, sb_op, sb_shift, sb_table, sb_pshift, sb_seg_shift, sb_b)
-            clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a))
-                       for a, (lo, hi, empty) in zip(sb_a, bounds)]
+        # a > hi or lo > hi, else max(a, lo)
+        clamped = [Mux((a > hi) | empty, hi, Mux(a < lo, lo, a))
+                   for a, (lo, hi, empty) in zip(sb_a, bounds)]
         sx_valid, sx_op, sx_shift, sx_table, sx_pshift = stage("sx", [
-            sc_valid, sc_op, sc_shift, sc_table, sc_pshift])
+            sb_valid, sb_op, sb_shift, sb_table, sb_pshift])
         # a copy per lane: each drives a whole barrel shifter (from a copy per 4 lanes, the
         # k = 8 design's critical path: Fmax)
-        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [sc_seg_shift], k, per=1)
+        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [sb_seg_shift], k, per=1)
         xs = stage("sx_x", clamped)
-        sx_b = stage("sx_b", sc_b)
+        sx_b = stage("sx_b", sb_b)
 
         # -- stage y: the segment shift y = x >> seg_shift ----------------------------------
         sy_valid, sy_op, sy_shift, sy_pshift = stage("sy", [

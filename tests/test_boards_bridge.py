@@ -118,12 +118,10 @@ def test_bad_frames_are_reported_and_never_executed(fault):
     bridge_bench(script)
 
 
-@pytest.mark.parametrize("host_slices", [False, True])
-def test_board_core_over_the_uart_pins(host_slices):
-    """Bits on the rx pin -> response bits on the tx pin, at 6 cycles per bit (with and
-    without register slices on the host streams)."""
+def test_board_core_over_the_uart_pins():
+    """Bits on the rx pin -> response bits on the tx pin, at 6 cycles per bit."""
     divisor = 6
-    core = BoardCore(SMALL, divisor=divisor, timeout=40 * divisor, host_slices=host_slices)
+    core = BoardCore(SMALL, divisor=divisor, timeout=40 * divisor)
     sim = Simulator(core)
     sim.add_clock(1e-8)
     request = frame(command(Host.WRITE_ACT, 2, data=77)) + frame(command(Host.READ_ACT, 2))

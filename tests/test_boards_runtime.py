@@ -59,8 +59,7 @@ def connect(port: int, cfg, seconds: float = 120) -> Board:
 def test_runtime_runs_a_program_over_the_uart():
     _, program, x = compile_model("lstm_proj", "circulant:8", SMALL)
     x = x[:2]
-    core = BoardCore(SMALL, divisor=DIVISOR, timeout=40 * 10 * DIVISOR,
-                     host_slices=True)     # as on the ECP5 boards
+    core = BoardCore(SMALL, divisor=DIVISOR, timeout=40 * 10 * DIVISOR)
     built = vl.build(vl.verilog_of(core, "board"), "board")
     port = free_port()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
