@@ -240,8 +240,13 @@ def synthesise(cfg: AccelConfig, tgt: Target, out, *, freq_mhz: float | None = N
 
 def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
           baud: int | None = None, out=None, seed: int | list[int] = 1,
-          router: str = "router1", pnr_minutes: float | None = None) -> dict:
+          router: str = "router1", tmg_ripup: bool = False,
+          pnr_minutes: float | None = None) -> dict:
     """Build the bitstream for the Program in ``directory``; returns the build report.
+
+    ``tmg_ripup``: router2 also rips up and reroutes the connections that miss timing, not
+    only the overused ones (nextpnr's ``--tmg-ripup``): the k = 8 design's seeds 1-4 went
+    from 80-93 MHz to 98-100 MHz with it (docs/boards.md).
 
     Several placement seeds: each is placed and routed (side by side, one per core) and the
     fastest is kept (a seed sweep: placement alone moves a large design's Fmax by 10 MHz or
@@ -249,6 +254,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     default); :class:`ToolTimeout` when no seed finished."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
+    check_router(router, tmg_ripup)
     tgt: Target = target(board)
     program = Program.load(directory)
     cfg, device = program.config, tgt.device
@@ -265,7 +271,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     seconds = {"synthesis": time.monotonic() - started}
     pnr = [tool(f"nextpnr-{family}"), "--json", f"{name}.json", "--report", "report.json",
            "--router", router, "--timing-allow-fail", "--detailed-timing-report",
-           "--log", f"{name}.tim", "-q"]
+           "--log", f"{name}.tim", "-q", *["--tmg-ripup"] * tmg_ripup]
     if family == "ecp5":
         constraints, placed = f"{name}.lpf", f"{name}.config"
         pnr += [*platform._nextpnr_device_options[platform.device].split(),
@@ -317,11 +323,16 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "synthesis": synth, "nextpnr_utilisation": figures["utilisation"],
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
         "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl,
-        "nextpnr": {"seed": seed, "router": router,
+        "nextpnr": {"seed": seed, "router": router, "tmg_ripup": tmg_ripup,
                     **({"fmax_by_seed": fmax_by_seed} if len(seeds) > 1 else {})},
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def check_router(router: str, tmg_ripup: bool):
+    if tmg_ripup and router != "router2":
+        raise ValueError("timing-driven rip-up (--tmg-ripup) is router2's: add --router router2")
 
 
 def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[int],

@@ -60,20 +60,23 @@ def _bench_accuracy(args) -> tuple[dict, str, bool]:
 ROUTERS = ("router1", "router2")
 ROUTER_HELP = ("nextpnr's router (default router1; router2 is made for congested designs "
                "and may finish where router1 does not)")
+RIPUP_HELP = ("with --router router2: also rip up and reroute connections that miss timing "
+              "(nextpnr's --tmg-ripup; the fastest setting on large designs, docs/boards.md)")
 
 
 def _build(args) -> tuple[dict, str, bool]:
     from circa.boards import build
     report = build.build(args.dir, args.board, freq_mhz=args.freq, baud=args.baud,
                          out=args.output, seed=args.seed, router=args.router,
-                         pnr_minutes=args.pnr_minutes)
+                         tmg_ripup=args.tmg_ripup, pnr_minutes=args.pnr_minutes)
     return report, build.render(report), report["timing_met"] is not False
 
 
 def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
     report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq or bench.GOAL_MHZ,
-                       router=args.router, seeds=args.seed, pnr_minutes=args.pnr_minutes)
+                       router=args.router, tmg_ripup=args.tmg_ripup, seeds=args.seed,
+                       pnr_minutes=args.pnr_minutes)
     return report, bench.render(report), True
 
 
@@ -191,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
                        help="nextpnr placement seed (default 1); several: place and route "
                        "with each, side by side, and keep the fastest")
     build.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
+    build.add_argument("--tmg-ripup", action="store_true", help=RIPUP_HELP)
     build.add_argument("--pnr-minutes", type=float, metavar="MIN",
                        help="stop place and route after MIN minutes (default: no limit)")
     build.set_defaults(run=_build)
@@ -206,8 +210,10 @@ def parser() -> argparse.ArgumentParser:
                       help="clock and place-and-route timing target (default 100, the goal; "
                       "nextpnr only places for timing while the target is missed)")
     fpga.add_argument("--router", choices=ROUTERS, default="router1", help=ROUTER_HELP)
+    fpga.add_argument("--tmg-ripup", action="store_true", help=RIPUP_HELP)
     fpga.add_argument("--seed", type=int, nargs="+", default=[1], metavar="N",
-                      help="nextpnr seeds, one build each (default 1): placement moves Fmax")
+                      help="nextpnr seeds (default 1): one synthesis, placed and routed with "
+                      "each, one per core; placement moves Fmax")
     fpga.add_argument("--pnr-minutes", type=float, metavar="MIN",
                       help="stop a build's place and route after MIN minutes and report it "
                       "as not routed (default: no limit)")

@@ -1,4 +1,6 @@
 """The command line: clear errors for bad input, before any long work starts."""
+import json
+
 import pytest
 
 from circa.cli import main
@@ -23,49 +25,70 @@ def test_unknown_command_is_rejected(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_bench_fpga_builds_once_per_seed(monkeypatch, capsys):
-    """`circa bench-fpga --seed 1 2`: one build per k and seed, each a row of the table,
-    clocked at the 100 MHz goal unless --freq says otherwise."""
+def fpga_report(board, by_seed, target=100.0):
+    """A build report of a seed sweep, as boards.build.build writes it."""
+    kept = max(by_seed, key=lambda n: by_seed[n] or 0)
+    return {"board": board, "device": "LFE5U-85F", "fmax_mhz": by_seed[kept],
+            "target_mhz": target, "timing_met": by_seed[kept] >= target, "luts": 1, "ffs": 2,
+            "dsps": 3, "brams": 4, "late_endpoints": ["x"], "latest_arrivals": [],
+            "config": "cfg", "seconds": {"total": 5.0},
+            "nextpnr": {"seed": kept, "fmax_by_seed": by_seed}}
+
+
+def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
+    """`circa bench-fpga --seed 1 2 --router router2 --tmg-ripup`: one build per k, a seed
+    sweep, with a row per seed, clocked at the 100 MHz goal unless --freq says otherwise;
+    the late inputs are the kept seed's."""
     from circa.boards import bench, build
     calls = []
 
-    def fake_build(directory, board, *, seed, freq_mhz, **_):
-        calls.append((seed, freq_mhz))
-        return {"board": board, "device": "LFE5U-85F", "fmax_mhz": 60.0 + seed,
-                "target_mhz": 50, "timing_met": True, "luts": 1, "ffs": 2, "dsps": 3,
-                "brams": 4, "config": "cfg", "seconds": {"total": 5.0}}
+    def fake_build(directory, board, *, seed, freq_mhz, router, tmg_ripup, **_):
+        calls.append((seed, freq_mhz, router, tmg_ripup))
+        return fpga_report(board, {n: 60.0 + n for n in seed})
     monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
     monkeypatch.setattr(build, "build", fake_build)
-    assert main(["bench-fpga", "--k", "8", "--seed", "1", "2"]) == 0
-    assert calls == [(1, 100.0), (2, 100.0)]
+    assert main(["bench-fpga", "--k", "8", "16", "--seed", "1", "2", "--router", "router2",
+                 "--tmg-ripup"]) == 0
+    assert calls == [([1, 2], 100.0, "router2", True)] * 2
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["8"]]
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
     assert "k = 8: 2 of 2 seeds routed, Fmax 61.0 to 62.0 MHz, median 61.5" in out
 
+    assert main(["bench-fpga", "--k", "8", "--seed", "1", "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)["rows"]
+    assert row["fmax_mhz"] == 61.0 and row["late_endpoints"] == ["x"]
+
+
+def test_timing_driven_ripup_needs_router2(capsys):
+    """--tmg-ripup is router2's: with router1 it is refused before anything is built."""
+    for command in (["build", "somewhere"], ["bench-fpga"]):
+        assert main([*command, "--tmg-ripup"]) == 2
+        assert "--tmg-ripup) is router2's: add --router router2" in capsys.readouterr().err
+
 
 def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
-    """`circa bench-fpga --pnr-minutes`: a place and route that runs out of time is reported
-    in its row, and the other builds go on; `circa build` fails with the reason (exit 1)."""
+    """`circa bench-fpga --pnr-minutes`: a seed whose place and route runs out of time is
+    reported in its row, and the other seeds go on; when every seed does, each is a row and
+    `circa build` fails with the reason (exit 1)."""
     from circa.boards import bench, build
     limits = []
 
     def fake_build(directory, board, *, seed, pnr_minutes, **_):
         limits.append(pnr_minutes)
-        if seed in (1, [1]):                # bench-fpga passes one seed, build a list
-            raise build.ToolTimeout("place and route: nextpnr-ecp5 did not finish in 30 "
-                                    "minutes and was stopped (log x)")
-        return {"board": board, "device": "LFE5U-85F", "fmax_mhz": 80.5, "target_mhz": 100,
-                "timing_met": False, "luts": 1, "ffs": 2, "dsps": 3, "brams": 4,
-                "config": "cfg", "seconds": {"total": 5.0}}
+        if seed == [1]:
+            raise build.ToolTimeout("place and route did not finish in 30 minutes (log x)")
+        return fpga_report(board, {1: None, 2: 80.5})
     monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2", "--pnr-minutes", "30"]) == 0
-    assert limits == [30.0, 30.0]
     out = capsys.readouterr().out
-    assert "8    1 ulx3s-85f   not routed: place and route: nextpnr-ecp5 did not finish" in out
+    assert "8    1 ulx3s-85f   not routed: place and route did not finish in 30 minutes" in out
     assert "80.5" in out and "k = 8: 1 of 2 seeds routed, Fmax 80.5 to 80.5 MHz" in out
+    assert main(["bench-fpga", "--k", "8", "--seed", "1", "--pnr-minutes", "30"]) == 0
+    assert "8    1 ulx3s-85f   not routed: place and route did not finish in 30 minutes (log" \
+        in capsys.readouterr().out
+    assert limits == [30.0, 30.0]
 
     assert main(["build", "somewhere", "--pnr-minutes", "30"]) == 1
-    assert "failed: place and route: nextpnr-ecp5 did not finish in 30 minutes" in \
-        capsys.readouterr().err
+    assert "failed: place and route did not finish in 30 minutes" in capsys.readouterr().err
