@@ -246,7 +246,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
 
     ``tmg_ripup``: router2 also rips up and reroutes the connections that miss timing, not
     only the overused ones (nextpnr's ``--tmg-ripup``): the k = 8 design's seeds 1-4 went
-    from 80-93 MHz to 98-100 MHz with it (docs/boards.md).
+    from 80-93 MHz to 98.3-99.8 MHz with it (docs/boards.md).
 
     Several placement seeds: each is placed and routed (side by side, one per core) and the
     fastest is kept (a seed sweep: placement alone moves a large design's Fmax by 10 MHz or
