@@ -52,8 +52,8 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
     """One synthesis per block size, placed and routed with each nextpnr seed (a seed sweep,
     side by side: placement alone moves the large designs' Fmax by 10 MHz or more,
     docs/boards.md); a row per seed. The seeds share one netlist, so their utilisation is
-    the same; the late inputs are the fastest seed's. A seed stopped after ``pnr_minutes``
-    gives a row with no figures and its ``error``."""
+    the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
+    stopped after ``pnr_minutes`` gives a row with no figures and its ``error``."""
     build.check_router(router, tmg_ripup)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
