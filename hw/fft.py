@@ -1,10 +1,9 @@
 """Fully pipelined real FFT and inverse real FFT: one ``k``-sample block per cycle.
 
 Both are built from a plan in :mod:`circa.numerics` (the same plan the golden model
-interprets), one pipeline level per butterfly step and three per twiddle step
-(products, the products again beside the sums, then sum/round/saturate); each twiddle
-product is a :func:`circa.hw.dsp.product`, with its operand and product registers in the
-multiplier block where the column is a register.
+interprets), one pipeline level per butterfly step and four per twiddle step (operands
+and products, both in the multiplier block, :func:`circa.hw.dsp.product`; the products
+again beside the sums; then sum/round/saturate).
 
 Back-pressure stalls the whole pipeline: every register advances when the output is
 empty or being taken (``advance = ~o.valid | o.ready``), and ``i.ready = advance``.
@@ -40,24 +39,47 @@ def narrow_hw(v, s: int, width: int):
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
-# ``saturate(shift_round(shift_coarse(v, s), s), width)``, three steps so that a register
-# can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1`` for every
-# ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``. It shifts
-# by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a 6-bit
-# shift), the rounding adder follows the second, and the saturation has a step of its own
-# (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
+# ``saturate_rounded(shift_round(shift_coarse(v, s), s, width), width)``, three steps so
+# that a register can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1``
+# for every ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``.
+# It shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a
+# 6-bit shift), the rounding adder follows the second, and the saturation has a step of its
+# own (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
 # saturation, were critical paths: Fmax).
+#
+# The rounding adder is only ``width + 2`` bits wide, not the sum's 40 or so: with
+# ``t = (v << 1) >> s``, a ``t`` outside ``signed(width + 1)`` gives ``(t + 1) >> 1``
+# outside ``signed(width)``, which saturates by ``t``'s sign alone; so the second step adds
+# the rounding to ``t``'s low ``width + 1`` bits and flags, beside the adder, whether ``t``
+# fits them (a sign-extension test, a few LUTs deep; the 42-bit carry chain before the IFFT
+# ended 84 of the 407 paths within 1 ns of the k = 8 design's clock: Fmax).
 
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
     return (v << 1) >> Cat(C(0, 3), s[3:])
 
 
-def shift_round(v, s):
+def shift_round(v, s, width: int):
     """Second step: the rest of the shift and the rounding, ``((v >> (s & 7)) + 1) >> 1``,
-    so that ``shift_round(shift_coarse(v, s), s) == round_shift(v, s)``; then
-    :func:`saturate`."""
-    return ((v >> s[:3]) + 1) >> 1
+    on the low ``width + 1`` bits only: ``Cat(rounded, fits, negative)``, ``width + 3``
+    bits, for :func:`saturate_rounded`."""
+    t = v >> s[:3]
+    if t.shape().width <= width + 1:
+        short, fits = t, C(1, 1)
+    else:
+        short, top = t[:width + 1].as_signed(), t[width:]
+        fits = (top.all() | ~top.any()) if t.shape().signed else ~top.any()
+    negative = t[-1] if t.shape().signed else C(0, 1)
+    rounded = (short + 1) >> 1          # signed(width + 1) holds it; narrower if t is
+    rounded = Cat(rounded, rounded[-1].replicate(max(0, width + 1 - len(rounded))))[:width + 1]
+    return Cat(rounded, fits, negative)
+
+
+def saturate_rounded(r, width: int):
+    """Third step: :func:`shift_round`'s result saturated to ``signed(width)``."""
+    lo, hi = nx.signed_range(width)
+    value, fits, negative = r[:width + 1].as_signed(), r[width + 1], r[width + 2]
+    return Mux(fits, saturate(value, width), Mux(negative, lo, hi))
 
 
 def pipeline_register(m, name, valid, ready_up, ready_down, values):
@@ -75,7 +97,7 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_round`, :func:`saturate`. Returns ``(valid_out, values, inner_valid)``,
+    :func:`shift_round`, :func:`saturate_rounded`. Returns ``(valid_out, values, inner_valid)``,
     the last high while a beat is in the first two registers (for a drain condition);
     latency three cycles, one beat a cycle."""
     ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
@@ -87,15 +109,15 @@ def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: i
     coarse, rest = staged[:len(values)], staged[len(values):]
     rounded_valid, rounded = pipeline_register(
         m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
-        [shift_round(v, s) for v, s in zip(coarse, rest)])
+        [shift_round(v, s, width) for v, s in zip(coarse, rest)])
     out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
-                                       [saturate(v, width) for v in rounded])
+                                       [saturate_rounded(v, width) for v in rounded])
     return out_valid, out, coarse_valid | rounded_valid
 
 
 def pipeline_latency(plan: list) -> int:
-    """Register levels of a plan: one per butterfly step, three per twiddle step."""
-    return sum({nx.Butterfly: 1, nx.Twiddle: 3}.get(type(step), 0) for step in plan)
+    """Register levels of a plan: one per butterfly step, four per twiddle step."""
+    return sum({nx.Butterfly: 1, nx.Twiddle: 4}.get(type(step), 0) for step in plan)
 
 
 class PlanPipeline(wiring.Component):
@@ -144,7 +166,6 @@ class PlanPipeline(wiring.Component):
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
 
         valid = self.i.valid
-        loads = {}      # id(register) -> the value it loads, for the twiddle products
 
         def stage(values, width):
             """One pipeline level: register each value (as ``signed(width)`` or its own shape)."""
@@ -155,7 +176,6 @@ class PlanPipeline(wiring.Component):
                 with m.If(advance):
                     m.d.sync += r.eq(v)
                 regs.append(r)
-                loads[id(r)] = v
             v_next = Signal(name=f"p{stage.level}_valid")
             with m.If(advance):
                 m.d.sync += v_next.eq(valid)
@@ -165,24 +185,22 @@ class PlanPipeline(wiring.Component):
         stage.level = 0
 
         def rotation_product(col, constant, name):
-            """A column times a twiddle constant, registered (level 1). A column that is a
-            register is loaded into the multiplier's operand register instead (hw/dsp.py):
-            it feeds only products, so the fabric copy goes unused."""
-            registered = id(col) in loads
-            if registered:
-                operand = Signal.like(col, name=f"{name}_d")   # the register's width
-                m.d.comb += operand.eq(loads[id(col)])
-                col = operand
+            """A column times a twiddle constant, in the multiplier's operand register (level
+            1) and product register (level 2), hw/dsp.py. The column is a register or the
+            input, never logic: the multipliers sit in a few rows of the die, and a
+            butterfly's sum and narrowing in front of a far multiplier's input was the k = 8
+            design's critical path (Fmax)."""
             return product(m, col, constant, name=name, platform=platform,
-                           registered_operands=registered, en=advance)
+                           registered_operands=True, en=advance)
 
         cols = [self.i.p[n] for n in range(self._k)]
         for step in self._plan:
             if isinstance(step, nx.Permute):
                 cols = [cols[n] for n in step.order]
             elif isinstance(step, nx.Twiddle):
-                # Level 1: the four real products of each rotation, each in a multiplier's
-                # product register; the other columns in plain registers.
+                # Levels 1 and 2: the four real products of each rotation, each through a
+                # multiplier's operand and product registers; the other columns in plain
+                # registers.
                 products = []
                 for n, (cr, ci, c, s) in enumerate(step.rotations):
                     a, b = cols[cr], cols[ci]
@@ -190,14 +208,14 @@ class PlanPipeline(wiring.Component):
                                      for i, (v, t) in enumerate([(a, c), (b, s), (a, s), (b, c)])])
                 passed = [n for n in range(self._k) if n not in
                           {col for rot in step.rotations for col in rot[:2]}]
-                regs = stage([cols[n] for n in passed], None)
-                # Level 2: the products registered again, in the fabric beside the sums: the
-                # multipliers sit in a few rows of the die, and the route from one to the
-                # sum and rounding was the k = 8 design's critical path (Fmax).
+                regs = stage(stage([cols[n] for n in passed], None), None)
+                # Level 3: the products registered again, in the fabric beside the sums: the
+                # route from a multiplier to the sum and rounding was the k = 8 design's
+                # critical path (Fmax).
                 flat = stage([p for four in products for p in four] + regs, None)
                 products = [flat[4 * n:4 * n + 4] for n in range(len(products))]
                 regs = flat[4 * len(products):]
-                # Level 3: sum the products, round and saturate back to the column width.
+                # Level 4: sum the products, round and saturate back to the column width.
                 rotated = dict(zip(passed, regs))
                 for (cr, ci, c, s), (ac, bs, as_, bc) in zip(step.rotations, products):
                     rotated[cr] = narrow_hw(ac - bs, nx.TWIDDLE_FRAC, step.width)

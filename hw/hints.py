@@ -32,8 +32,10 @@ KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci*:+[Q] t:* %i"
 #: memories whose read ports never use a word read at the address written that cycle:
 #: the accelerator's scratchpad (hw/accel.py); the circulant engine's weights, written by
 #: the host only while the accelerator is stopped, and its spectrum buffer, read back only
-#: in the groups after the first, which write nothing (hw/circulant.py)
-COLLISION_FREE = ("act", "weights*", "spectra")
+#: in the groups after the first, which write nothing (hw/circulant.py); the vector unit's
+#: PWL tables, also written by the host only while the accelerator is stopped (the bypass
+#: put one write-data register, shared by every lane, behind each table's block RAM)
+COLLISION_FREE = ("act", "weights*", "spectra", "pwl*")
 
 
 def collision_free(memory: str) -> str:

@@ -37,7 +37,7 @@ shift each (the second shift step also rounds) (docs/boards.md)::
           S2: x * m (the lane's multiplier), c, s
           S3: product + c
           S4: (sum << 1) >> (s & 56), the barrel shift of narrow(sum, s) by s's multiple of 8
-          S4b: ... >> (s & 7), the rest of it, and the rounding (+ 1) >> 1
+          S4b: ... >> (s & 7), the rest of it, and the rounding (+ 1) >> 1 (on w + 1 bits)
           S5: saturate  ──► o
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ from circa import numerics as nx
 from circa.config import AccelConfig
 from circa.hw.dsp import product
 from circa.hw.hints import LANES_PER_COPY, lane_copies
-from circa.hw.fft import saturate, shift_coarse, shift_round
+from circa.hw.fft import saturate_rounded, shift_coarse, shift_round
 
 __all__ = ["VectorOp", "VectorUnit", "model", "SHIFT_WIDTH"]
 
@@ -394,9 +394,10 @@ class VectorUnit(wiring.Component):
         s4_coarse = stage("s4_coarse", [shift_coarse(v, s) for v, (s,) in zip(s3_sum, s3_s)])
         s4_s = stage("s4_s", [s for (s,) in s3_s])
         s4b_valid, = stage("s4b", [s4_valid])
-        s4_rounded = stage("s4b_rounded", [shift_round(v, s) for v, s in zip(s4_coarse, s4_s)])
+        s4_rounded = stage("s4b_rounded", [shift_round(v, s, w)
+                                           for v, s in zip(s4_coarse, s4_s)])
         s5_valid, = stage("s5", [s4b_valid])
-        s5_y = stage("s5_y", [saturate(v, w) for v in s4_rounded])
+        s5_y = stage("s5_y", [saturate_rounded(v, w) for v in s4_rounded])
         m.d.comb += self.o.valid.eq(s5_valid)
         for lane in range(k):
             m.d.comb += self.o.p[lane].eq(s5_y[lane])

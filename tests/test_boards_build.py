@@ -265,36 +265,48 @@ def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
     assert time.monotonic() - started < 30
 
 
-def test_a_seed_sweep_keeps_going_past_a_stalled_seed(tmp_path):
-    """`circa build --seed 1 2 --pnr-minutes`: each seed in a folder of its own with copies
-    of the inputs; a seed stopped at the limit has no Fmax, the others do."""
+def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
+    """`circa build --seed 1 2 3 --pnr-minutes`: each seed in a folder of its own with
+    copies of the inputs; a seed stopped at the limit, or whose router gave up (router2
+    does after 1,000 iterations), has no Fmax and a reason, the others have theirs."""
     (tmp_path / "top.json").write_text("{}")
     fake_nextpnr = [sys.executable, "-c", (
         "import json, pathlib, sys, time\n"
         "assert pathlib.Path('top.json').exists()\n"
-        "if sys.argv[sys.argv.index('--seed') + 1] == '1': time.sleep(60)\n"
+        "seed = sys.argv[sys.argv.index('--seed') + 1]\n"
+        "if seed == '1': time.sleep(60)\n"
+        "if seed == '3': sys.exit('ERROR: giving up')\n"
         "json.dump({'utilization': {}, 'fmax': {'clk': {'achieved': 81.5}}},"
         " open('report.json', 'w'))")]
-    assert build.place_and_route(fake_nextpnr, tmp_path, ["top.json"], [1, 2], 0.05, "ecp5",
-                                 100.0) == {1: None, 2: 81.5}
+    fmax, unrouted = build.place_and_route(fake_nextpnr, tmp_path, ["top.json"], [1, 2, 3],
+                                           0.05, "ecp5", 100.0)
+    assert fmax == {1: None, 2: 81.5, 3: None} and set(unrouted) == {1, 3}
+    assert "did not finish in 0.05 minutes" in unrouted[1]
+    assert unrouted[3].endswith(f"failed (log {tmp_path / 'seed3' / 'nextpnr.log'}): ERROR: "
+                                "giving up")
     assert (tmp_path / "seed2" / "report.json").exists()
+    message = str(build.NotRouted(unrouted))
+    assert "seed 1:" in message and "seed 3:" in message and "try another --seed" in message
 
 
 def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
     """The memories whose reads never use a word written in the same cycle (hw/hints.py:
-    the scratchpad, docs/isa.md "Overlap"; the engine's weights and spectrum buffer) are
-    marked collision-free, so no bypass follows their block RAMs; no other memory is."""
+    the scratchpad, docs/isa.md "Overlap"; the engine's weights and spectrum buffer; the
+    vector unit's PWL tables) are marked collision-free, so no bypass follows their block
+    RAMs; no other memory is."""
     from amaranth.back import rtlil
     from circa.hw.accel import Accelerator
     two_lanes = dataclasses.replace(TINY, engine=dataclasses.replace(TINY.engine, lanes=2))
     (tmp_path / "a.il").write_text(rtlil.convert(Accelerator(two_lanes)))
     marked = "r:COLLISION_X_MASK=1 %i"
     weights = [f"weights{lane}_{n}" for lane in range(2) for n in range(2)]  # 2 x 32 bits a lane
+    tables = [f"pwl{lane}" for lane in range(TINY.k)]                      # one a lane
     checks = [f"select -assert-count {reads} t:$memrd_v2 r:MEMID=\\{memory} %i {marked}"
-              for memory, reads in [("act", 2), ("spectra", 1)] + [(w, 1) for w in weights]]
+              for memory, reads in [("act", 2), ("spectra", 1)]
+              + [(name, 1) for name in weights + tables]]
     (tmp_path / "a.ys").write_text(
         f"read_rtlil a.il\nhierarchy -top top\n{build.AFTER_READ}\n" + "\n".join(checks)
-        + f"\nselect -assert-count 7 t:$memrd_v2 {marked}\n")
+        + f"\nselect -assert-count {7 + TINY.k} t:$memrd_v2 {marked}\n")
     build.run_tool([build.tool("yosys"), "-q", "a.ys"], tmp_path, "yosys.log")
 
 

@@ -7,7 +7,8 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from circa import numerics as nx
-from circa.hw.fft import RealFFT, RealIFFT, saturate, shift_coarse, shift_round
+from circa.hw.fft import (RealFFT, RealIFFT, saturate, saturate_rounded, shift_coarse,
+                         shift_round)
 from circa.sim.streams import stream_get_n, stream_put_all
 
 
@@ -109,13 +110,15 @@ def test_saturate_clamps_every_value(shape):
     sim.run()
 
 
-def test_narrowing_steps_equal_the_contract():
-    """saturate(shift_round(shift_coarse(v, s), s)) is the contract's narrow(v, s) for
-    every 9-bit value and every shift from 0 to 19 and 63 (both steps, carries, clamps)."""
-    width, v, s = 5, Signal(signed(9)), Signal(6)
-    out = Signal(signed(8))
+@pytest.mark.parametrize("width", [5, 9, 12])
+def test_narrowing_steps_equal_the_contract(width):
+    """saturate_rounded(shift_round(shift_coarse(v, s), s)) is the contract's narrow(v, s)
+    for every 9-bit value and every shift from 0 to 19 and 63 (both steps, carries, clamps,
+    the short rounding adder's range flag), into widths narrower and wider than the value."""
+    v, s = Signal(signed(9)), Signal(6)
+    out = Signal(signed(16))
     m = Module()
-    m.d.comb += out.eq(saturate(shift_round(shift_coarse(v, s), s), width))
+    m.d.comb += out.eq(saturate_rounded(shift_round(shift_coarse(v, s), s, width), width))
 
     async def bench(ctx):
         for shift in [*range(20), 63]:
