@@ -10,7 +10,7 @@ The clock is :data:`GOAL_MHZ` unless asked otherwise, and it is also place and r
 timing target: nextpnr weighs a path by how close it comes to the worst one only while
 the worst misses the target, and weighs every path the same once they all meet it
 (``TimingAnalyser::compute_criticality``), so a design built for a slow clock is placed
-for wire length alone and its Fmax understates what the RTL can do (docs/boards.md).
+for wire length alone and its Fmax understates what the RTL can do (docs/fmax-history.md).
 """
 from __future__ import annotations
 
@@ -51,9 +51,10 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
         pnr_minutes: float | None = None) -> dict:
     """One synthesis per block size, placed and routed with each nextpnr seed (a seed sweep,
     side by side: placement alone moves the large designs' Fmax by 10 MHz or more,
-    docs/boards.md); a row per seed. The seeds share one netlist, so their utilisation is
+    docs/fmax-history.md); a row per seed. The seeds share one netlist, so their utilisation is
     the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
-    stopped after ``pnr_minutes`` gives a row with no figures and its ``error``."""
+    stopped after ``pnr_minutes``, or whose nextpnr failed, gives a row with no figures and
+    its ``error``."""
     build.check_router(router, tmg_ripup)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
@@ -65,15 +66,15 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
                 report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
                                      tmg_ripup=tmg_ripup, seed=seeds,
                                      out=Path(tmp) / f"build-k{k}", pnr_minutes=pnr_minutes)
-            except build.ToolTimeout as error:
-                rows += [{**stopped, "seed": seed, "error": str(error)} for seed in seeds]
+            except build.NotRouted as error:
+                rows += [{**stopped, "seed": seed, "error": why}
+                         for seed, why in error.unrouted.items()]
                 continue
             nextpnr = report.get("nextpnr", {})     # none on the kcu105: synthesis only
             by_seed = nextpnr.get("fmax_by_seed", {seed: report["fmax_mhz"] for seed in seeds})
             for seed, fmax in by_seed.items():
                 if nextpnr and fmax is None:
-                    rows.append({**stopped, "seed": seed, "error": f"place and route did not "
-                                 f"finish in {pnr_minutes:g} minutes"})
+                    rows.append({**stopped, "seed": seed, "error": nextpnr["unrouted"][seed]})
                     continue
                 rows.append({"k": k, "seed": seed, **{key: report.get(key) for key in (
                     "board", "device", "target_mhz", "luts", "ffs", "dsps", "brams")},

@@ -137,6 +137,18 @@ class ToolTimeout(RuntimeError):
     """A tool ran past its time limit and was stopped."""
 
 
+class NotRouted(RuntimeError):
+    """Place and route finished with no seed: each ran past its time limit or nextpnr
+    failed; ``unrouted`` says why, per seed."""
+
+    def __init__(self, unrouted: dict):
+        self.unrouted = unrouted
+        super().__init__("place and route finished with no seed: " + "; ".join(
+            f"seed {n}: {why}" for n, why in unrouted.items()) + ". The router stalls on "
+            "some placements of large designs: try another --seed, the other --router, or a "
+            "lower --freq")
+
+
 def run_tool(cmd: list[str], cwd: Path, log: str, minutes: float | None = None):
     """Run a tool in ``cwd`` with its output in ``cwd/log``, stopped after ``minutes``; a
     failure names the log."""
@@ -246,12 +258,12 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
 
     ``tmg_ripup``: router2 also rips up and reroutes the connections that miss timing, not
     only the overused ones (nextpnr's ``--tmg-ripup``): the k = 8 design's seeds 1-4 went
-    from 80-93 MHz to 98.3-99.8 MHz with it (docs/boards.md).
+    from 80-93 MHz to 98.3-99.8 MHz with it (docs/fmax-history.md).
 
     Several placement seeds: each is placed and routed (side by side, one per core) and the
     fastest is kept (a seed sweep: placement alone moves a large design's Fmax by 10 MHz or
     more, docs/boards.md). Place and route is stopped after ``pnr_minutes`` (no limit by
-    default); :class:`ToolTimeout` when no seed finished."""
+    default); :class:`NotRouted` when no seed finished."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
     check_router(router, tmg_ripup)
@@ -288,17 +300,14 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     seeds = [seed] if isinstance(seed, int) else list(dict.fromkeys(seed))
     with progress.step(f"Place and route (nextpnr-{family}, seed{'s' * (len(seeds) > 1)} "
                        f"{', '.join(map(str, seeds))}; minutes for a large design)"):
-        fmax_by_seed = place_and_route(pnr, out, [f"{name}.json", constraints], seeds,
-                                       pnr_minutes, family, top.freq_hz / 1e6)
+        fmax_by_seed, unrouted = place_and_route(pnr, out, [f"{name}.json", constraints],
+                                                 seeds, pnr_minutes, family, top.freq_hz / 1e6)
     seed = max(fmax_by_seed, key=lambda n: fmax_by_seed[n] or 0)
     if fmax_by_seed[seed] is None:
-        # router2 can stall at a few thousand overused wires on a large design's
-        # placement, and router1 did not finish a k = 8 design in 25 minutes
-        # (docs/boards.md)
-        logs = out / ("nextpnr.log" if len(seeds) == 1 else "seed*/nextpnr.log")
-        raise ToolTimeout(f"place and route did not finish in {pnr_minutes:g} minutes (log "
-                          f"{logs}); the router stalls on some placements of large designs: "
-                          f"try another --seed, the other --router, or a lower --freq")
+        # router2 can stall at a few thousand overused wires on a large design's placement,
+        # or rip up for timing for hours; router1 did not finish a k = 8 design in 25
+        # minutes (docs/fmax-history.md)
+        raise NotRouted(unrouted)
     if len(seeds) > 1:              # the kept seed's results where a one-seed build has them
         for file in ("report.json", f"{name}.tim", "nextpnr.log", placed):
             shutil.copy(out / f"seed{seed}" / file, out / file)
@@ -324,7 +333,8 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
         "seconds": {key: round(v, 1) for key, v in seconds.items()}, "baud": top.baud,
         "config": repr(cfg), "program": str(Path(directory).absolute()), "rtl": rtl,
         "nextpnr": {"seed": seed, "router": router, "tmg_ripup": tmg_ripup,
-                    **({"fmax_by_seed": fmax_by_seed} if len(seeds) > 1 else {})},
+                    **({"fmax_by_seed": fmax_by_seed} if len(seeds) > 1 else {}),
+                    **({"unrouted": unrouted} if unrouted else {})},
     }
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     return report
@@ -336,10 +346,13 @@ def check_router(router: str, tmg_ripup: bool):
 
 
 def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[int],
-                    minutes: float | None, family: str, target_mhz: float) -> dict:
+                    minutes: float | None, family: str, target_mhz: float):
     """nextpnr once per seed, in ``out`` for one seed, else in ``out/seedN`` (with copies of
-    the ``inputs``), side by side, one per core; ``{seed: Fmax in MHz, None if stopped after
-    ``minutes``}``."""
+    the ``inputs``), side by side, one per core: ``({seed: Fmax in MHz or None}, {seed: why
+    it has none})``. A seed has none when it was stopped after ``minutes`` (with
+    ``--tmg-ripup``, router2 rips up for timing until iteration 1,500 on a placement it
+    cannot time: 15 minutes to hours at k = 8, docs/boards.md) or when nextpnr failed; one
+    seed's failure does not stop the others."""
     def run(seed):
         where = out if len(seeds) == 1 else out / f"seed{seed}"
         where.mkdir(exist_ok=True)
@@ -347,11 +360,15 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
             shutil.copy(out / file, where / file)    # the tools read only their own folder
         try:
             run_tool([*pnr, "--seed", str(seed)], where, "nextpnr.log", minutes=minutes)
-        except ToolTimeout:
-            return None
-        return pnr_figures(where / "report.json", family, target_mhz)["fmax_mhz"]
+        except RuntimeError as error:               # ToolTimeout too
+            lines = str(error).splitlines()         # its first line names the log
+            cause = [line.strip() for line in lines[1:] if "ERROR" in line][-1:]
+            return None, ": ".join([lines[0].rstrip(":")] + cause)
+        return pnr_figures(where / "report.json", family, target_mhz)["fmax_mhz"], None
     with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
-        return dict(zip(seeds, pool.map(run, seeds)))
+        results = dict(zip(seeds, pool.map(run, seeds)))
+    return ({n: fmax for n, (fmax, _) in results.items()},
+            {n: why for n, (_, why) in results.items() if why})
 
 
 def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:

@@ -267,15 +267,15 @@ def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
 
 def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
     """`circa build --seed 1 2 3 --pnr-minutes`: each seed in a folder of its own with
-    copies of the inputs; a seed stopped at the limit, or whose router gave up (router2
-    does after 1,000 iterations), has no Fmax and a reason, the others have theirs."""
+    copies of the inputs; a seed stopped at the limit, or whose nextpnr failed, has no
+    Fmax and a reason, the others have theirs."""
     (tmp_path / "top.json").write_text("{}")
     fake_nextpnr = [sys.executable, "-c", (
         "import json, pathlib, sys, time\n"
         "assert pathlib.Path('top.json').exists()\n"
         "seed = sys.argv[sys.argv.index('--seed') + 1]\n"
         "if seed == '1': time.sleep(60)\n"
-        "if seed == '3': sys.exit('ERROR: giving up')\n"
+        "if seed == '3': sys.exit('ERROR: Failed to route arc 0.0 of net x')\n"
         "json.dump({'utilization': {}, 'fmax': {'clk': {'achieved': 81.5}}},"
         " open('report.json', 'w'))")]
     fmax, unrouted = build.place_and_route(fake_nextpnr, tmp_path, ["top.json"], [1, 2, 3],
@@ -283,7 +283,7 @@ def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
     assert fmax == {1: None, 2: 81.5, 3: None} and set(unrouted) == {1, 3}
     assert "did not finish in 0.05 minutes" in unrouted[1]
     assert unrouted[3].endswith(f"failed (log {tmp_path / 'seed3' / 'nextpnr.log'}): ERROR: "
-                                "giving up")
+                                "Failed to route arc 0.0 of net x")
     assert (tmp_path / "seed2" / "report.json").exists()
     message = str(build.NotRouted(unrouted))
     assert "seed 1:" in message and "seed 3:" in message and "try another --seed" in message

@@ -68,27 +68,30 @@ def test_timing_driven_ripup_needs_router2(capsys):
 
 
 def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
-    """`circa bench-fpga --pnr-minutes`: a seed whose place and route runs out of time is
-    reported in its row, and the other seeds go on; when every seed does, each is a row and
-    `circa build` fails with the reason (exit 1)."""
+    """`circa bench-fpga --pnr-minutes`: a seed whose place and route runs out of time (or
+    fails) is reported in its row with the reason, and the other seeds go on; when every
+    seed does, each is a row and `circa build` fails with the reasons (exit 1)."""
     from circa.boards import bench, build
     limits = []
 
     def fake_build(directory, board, *, seed, pnr_minutes, **_):
         limits.append(pnr_minutes)
         if seed == [1]:
-            raise build.ToolTimeout("place and route did not finish in 30 minutes (log x)")
-        return fpga_report(board, {1: None, 2: 80.5})
+            raise build.NotRouted({1: "nextpnr did not finish in 30 minutes (log x)"})
+        return {**fpga_report(board, {1: None, 2: 80.5}),
+                "nextpnr": {"seed": 2, "fmax_by_seed": {1: None, 2: 80.5},
+                            "unrouted": {1: "nextpnr failed (log y): ERROR: Failed to route"}}}
     monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2", "--pnr-minutes", "30"]) == 0
     out = capsys.readouterr().out
-    assert "8    1 ulx3s-85f   not routed: place and route did not finish in 30 minutes" in out
+    assert "8    1 ulx3s-85f   not routed: nextpnr failed (log y): ERROR: Failed to route" in out
     assert "80.5" in out and "k = 8: 1 of 2 seeds routed, Fmax 80.5 to 80.5 MHz" in out
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "--pnr-minutes", "30"]) == 0
-    assert "8    1 ulx3s-85f   not routed: place and route did not finish in 30 minutes (log" \
+    assert "8    1 ulx3s-85f   not routed: nextpnr did not finish in 30 minutes (log x)" \
         in capsys.readouterr().out
     assert limits == [30.0, 30.0]
 
     assert main(["build", "somewhere", "--pnr-minutes", "30"]) == 1
-    assert "failed: place and route did not finish in 30 minutes" in capsys.readouterr().err
+    assert ("failed: place and route finished with no seed: seed 1: nextpnr did not finish in "
+            "30 minutes") in capsys.readouterr().err
