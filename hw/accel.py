@@ -409,7 +409,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [ins.eq(imem_r.data), written.eq(0)]
                 m.next = "ADDRESS"
             # Three registered steps before EXECUTE keep the address adders and the bounds
-            # checks off the paths into the engines (Fmax, docs/boards.md).
+            # checks off the paths into the engines (Fmax, docs/fmax-history.md).
             with m.State("ADDRESS"):
                 m.d.sync += resolve
                 m.next = "CHECK"

@@ -5,8 +5,8 @@ then the product), the registers a DSP block carries. On the ECP5 it instantiate
 MULT18X18D with those registers enabled, because yosys's ``synth_ecp5`` maps every
 product onto a MULT18X18D with its registers bypassed and leaves them in the fabric,
 where nextpnr may place them far from the multiplier: a path then has routing on both
-sides of the multiplier. nextpnr times the registered modes (docs/boards.md: the k = 8
-and k = 16 builds before and after).
+sides of the multiplier. nextpnr times the registered modes (docs/fmax-history.md: the
+k = 8 and k = 16 builds before and after).
 
 Elsewhere (simulation, the iCE40, Xilinx) the registers are plain reset-less flip-flops;
 the two forms compute the same values cycle for cycle (``tests/test_hw_dsp.py`` runs the

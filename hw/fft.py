@@ -71,8 +71,8 @@ def shift_round(v, s, width: int):
         fits = (top.all() | ~top.any()) if t.shape().signed else ~top.any()
     negative = t[-1] if t.shape().signed else C(0, 1)
     rounded = (short + 1) >> 1          # signed(width + 1) holds it; narrower if t is
-    rounded = Cat(rounded, rounded[-1].replicate(max(0, width + 1 - len(rounded))))[:width + 1]
-    return Cat(rounded, fits, negative)
+    extend = rounded[-1].replicate(max(0, width + 1 - len(rounded)))
+    return Cat(Cat(rounded, extend)[:width + 1], fits, negative)
 
 
 def saturate_rounded(r, width: int):
@@ -97,9 +97,9 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
     its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
-    :func:`shift_round`, :func:`saturate_rounded`. Returns ``(valid_out, values, inner_valid)``,
-    the last high while a beat is in the first two registers (for a drain condition);
-    latency three cycles, one beat a cycle."""
+    :func:`shift_round`, :func:`saturate_rounded`. Returns ``(valid_out, values,
+    inner_valid)``, the last high while a beat is in the first two registers (for a drain
+    condition); latency three cycles, one beat a cycle."""
     ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
     # the rest of each shift travels with the beat: the second step reads a register of its
     # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)

@@ -3,7 +3,7 @@
 **Replicated control registers** (Fmax). A per-beat control value that every lane reads
 (a shift amount, a clamp bound, an op code) is one register with a fanout of ``k``
 lanes' worth of LUTs. On a wide unit the lanes spread across the die and that one net's
-routing sets the clock (16 ns of a 18 ns path at k = 8 on the ECP5, docs/boards.md).
+routing sets the clock (16 ns of a 18 ns path at k = 8 on the ECP5, docs/fmax-history.md).
 :func:`lane_copies` registers the value once per :data:`LANES_PER_COPY` lanes instead,
 so that the placer can put each copy beside the lanes it feeds. Synthesis merges
 registers with the same input (yosys ``opt_merge``), even when their wires are marked

@@ -24,7 +24,7 @@ So each lane has one multiplier (18 x ``w`` bits), one adder and one run-time na
 
 Pipeline (stall-all: every register advances when ``advance = ~o.valid | o.ready``),
 eleven stages (twelve with more than 4 lanes) of at most one adder, multiplier or 8-way
-shift each (the second shift step also rounds) (docs/boards.md)::
+shift each (the second shift step also rounds) (docs/fmax-history.md)::
 
     i ──► S0: a, b, op, shift, table registered (they come from the controller)
           Sb: the table's scalars, and the clamp bounds in a copy per lane (with more than
