@@ -55,7 +55,7 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
     the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
     stopped after ``pnr_minutes``, or whose nextpnr failed, gives a row with no figures and
     its ``error``."""
-    build.check_router(router, tmg_ripup)
+    build.check_router(router, tmg_ripup, pnr_minutes)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
         for k in ks:

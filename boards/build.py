@@ -266,7 +266,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     default); :class:`NotRouted` when no seed finished."""
     if board.lower() == "kcu105":
         return xilinx_build(directory, out=out, baud=baud)
-    check_router(router, tmg_ripup)
+    check_router(router, tmg_ripup, pnr_minutes)
     tgt: Target = target(board)
     program = Program.load(directory)
     cfg, device = program.config, tgt.device
@@ -340,9 +340,13 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     return report
 
 
-def check_router(router: str, tmg_ripup: bool):
+def check_router(router: str, tmg_ripup: bool, pnr_minutes: float | None = None):
     if tmg_ripup and router != "router2":
         raise ValueError("timing-driven rip-up (--tmg-ripup) is router2's: add --router router2")
+    if tmg_ripup and pnr_minutes is None:
+        progress.info("--tmg-ripup with no --pnr-minutes: on a placement it cannot time, "
+                      "router2 rips up until its 1,500th iteration, which can take hours "
+                      "(docs/boards.md); 20 minutes suit a k = 8 design")
 
 
 def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[int],

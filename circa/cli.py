@@ -61,7 +61,8 @@ ROUTERS = ("router1", "router2")
 ROUTER_HELP = ("nextpnr's router (default router1; router2 is made for congested designs "
                "and may finish where router1 does not)")
 RIPUP_HELP = ("with --router router2: also rip up and reroute connections that miss timing "
-              "(nextpnr's --tmg-ripup; k = 8: 98.3-99.8 MHz from 80-93, docs/boards.md)")
+              "(nextpnr's --tmg-ripup; k = 8: about 99 MHz from 80-93 where it converges; "
+              "give --pnr-minutes too, docs/boards.md)")
 
 
 def _build(args) -> tuple[dict, str, bool]:

@@ -38,7 +38,7 @@ def fpga_report(board, by_seed, target=100.0):
 def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     """`circa bench-fpga --seed 1 2 --router router2 --tmg-ripup`: one build per k, a seed
     sweep, with a row per seed, clocked at the 100 MHz goal unless --freq says otherwise;
-    the late inputs are the kept seed's."""
+    the late inputs are the kept seed's; rip-up with no time limit gets a note."""
     from circa.boards import bench, build
     calls = []
 
@@ -50,7 +50,8 @@ def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     assert main(["bench-fpga", "--k", "8", "16", "--seed", "1", "2", "--router", "router2",
                  "--tmg-ripup"]) == 0
     assert calls == [([1, 2], 100.0, "router2", True)] * 2
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "--tmg-ripup with no --pnr-minutes" in err
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["8"]]
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
     assert "k = 8: 2 of 2 seeds routed, Fmax 61.0 to 62.0 MHz, median 61.5" in out
@@ -58,6 +59,10 @@ def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "--json"]) == 0
     row, = json.loads(capsys.readouterr().out)["rows"]
     assert row["fmax_mhz"] == 61.0 and row["late_endpoints"] == ["x"]
+
+    assert main(["bench-fpga", "--k", "8", "--router", "router2", "--tmg-ripup",
+                 "--pnr-minutes", "20"]) == 0
+    assert "--pnr-minutes" not in capsys.readouterr().err
 
 
 def test_timing_driven_ripup_needs_router2(capsys):
