@@ -305,7 +305,7 @@ def build(directory, board: str = DEFAULT, *, freq_mhz: float | None = None,
     seed = max(fmax_by_seed, key=lambda n: fmax_by_seed[n] or 0)
     if fmax_by_seed[seed] is None:
         # router2 can stall at a few thousand overused wires on a large design's placement,
-        # or rip up for timing for hours; router1 did not finish a k = 8 design in 25
+        # or rip up for timing for an hour or more; router1 did not finish a k = 8 design in 25
         # minutes (docs/fmax-history.md)
         raise NotRouted(unrouted)
     if len(seeds) > 1:              # the kept seed's results where a one-seed build has them
@@ -345,7 +345,7 @@ def check_router(router: str, tmg_ripup: bool, pnr_minutes: float | None = None)
         raise ValueError("timing-driven rip-up (--tmg-ripup) is router2's: add --router router2")
     if tmg_ripup and pnr_minutes is None:
         progress.info("--tmg-ripup with no --pnr-minutes: on a placement it cannot time, "
-                      "router2 rips up until its 1,500th iteration, which can take hours "
+                      "router2 rips up until its 1,500th iteration, 15 minutes or more "
                       "(docs/boards.md); 20 minutes suit a k = 8 design")
 
 
@@ -355,7 +355,7 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
     the ``inputs``), side by side, one per core: ``({seed: Fmax in MHz or None}, {seed: why
     it has none})``. A seed has none when it was stopped after ``minutes`` (with
     ``--tmg-ripup``, router2 rips up for timing until iteration 1,500 on a placement it
-    cannot time: 15 minutes to hours at k = 8, docs/boards.md) or when nextpnr failed; one
+    cannot time: 15 minutes or more at k = 8, docs/boards.md) or when nextpnr failed; one
     seed's failure does not stop the others."""
     def run(seed):
         where = out if len(seeds) == 1 else out / f"seed{seed}"

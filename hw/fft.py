@@ -71,7 +71,8 @@ def shift_round(v, s, width: int):
         fits = (top.all() | ~top.any()) if t.shape().signed else ~top.any()
     negative = t[-1] if t.shape().signed else C(0, 1)
     rounded = (short + 1) >> 1          # signed(width + 1) holds it; narrower if t is
-    extend = rounded[-1].replicate(max(0, width + 1 - len(rounded)))
+    top_bit = rounded[-1] if rounded.shape().signed else C(0, 1)
+    extend = top_bit.replicate(max(0, width + 1 - len(rounded)))
     return Cat(Cat(rounded, extend)[:width + 1], fits, negative)
 
 
