@@ -25,7 +25,7 @@ from circa.boards import build
 GOAL_MHZ = 100.0
 
 
-def program_dir(k: int, root: Path) -> Path:
+def program_dir(k: int, root: Path, vector_width: int | None = None) -> Path:
     import numpy as np
     import torch
     from torch import nn
@@ -38,7 +38,8 @@ def program_dir(k: int, root: Path) -> Path:
     schemes = compress.plan(model, f"circulant:{k}", k)
     model = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
                               train=False)
-    cfg = accel_config(k=k, lanes=max(1, 32 // k))
+    cfg = accel_config(k=k, lanes=max(1, 32 // k),
+                       vector_width=min(vector_width, k) if vector_width else None)
     _, program = quantize_and_schedule(model, schemes, cfg, x)
     _, program = quantize_and_schedule(model, schemes, fitted_config(cfg, program), x)
     out = root / f"lstm-k{k}"
@@ -48,19 +49,19 @@ def program_dir(k: int, root: Path) -> Path:
 
 def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
         router: str = "router1", tmg_ripup: bool = False, seeds=(1,),
-        pnr_minutes: float | None = None) -> dict:
+        pnr_minutes: float | None = None, vector_width: int | None = None) -> dict:
     """One synthesis per block size, placed and routed with each nextpnr seed (a seed sweep,
     side by side: placement alone moves the large designs' Fmax by 10 MHz or more,
     docs/fmax-history.md); a row per seed. The seeds share one netlist, so their utilisation is
     the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
     stopped after ``pnr_minutes``, or whose nextpnr failed, gives a row with no figures and
-    its ``error``."""
+    its ``error``. ``vector_width``: words the vector unit takes a cycle (at most k)."""
     build.check_router(router, tmg_ripup, pnr_minutes)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
         for k in ks:
             with progress.step(f"Compiling the k = {k} LSTM"):
-                directory = program_dir(k, Path(tmp))
+                directory = program_dir(k, Path(tmp), vector_width)
             stopped = {"k": k, "board": board, "fmax_mhz": None, "target_mhz": freq_mhz}
             try:
                 report = build.build(directory, board, freq_mhz=freq_mhz, router=router,

@@ -86,8 +86,10 @@ def estimate(cfg: AccelConfig, device: Device) -> dict:
              for path, w, d, ports in memories(cfg, device.family)}
     # LUT4 + 2 per carry cell after synth_ecp5 (measured, docs/boards.md): k = 4 / 1 lane
     # 11.3 k, k = 16 / 2 lanes 51.4 k at 16 bits; synth_ice40 at 8 bits, 1 lane: k = 2
-    # 4.2 k, k = 4 6.5 k. The engine's lanes and the vector unit scale with k and the width.
-    luts = round(2000 + 770 * cfg.k * (cfg.engine.lanes + 2) * cfg.engine.data_width / 16)
+    # 4.2 k, k = 4 6.5 k. The engine's lanes scale with k and the width, the vector unit
+    # with its words a cycle and the width.
+    luts = round(2000 + 770 * (cfg.k * (cfg.engine.lanes + 1) + cfg.vector_words)
+                 * cfg.engine.data_width / 16)
     return {"multipliers": multipliers(cfg)["total"], "brams": sum(brams.values()),
             "brams_by_memory": brams, "luts_estimate": luts}
 
@@ -97,7 +99,8 @@ def check_fit(cfg: AccelConfig, device: Device, used: dict, stage: str):
     problems = []
     if used["multipliers"] > device.multipliers:
         problems.append(f"{used['multipliers']} multipliers (the device has "
-                        f"{device.multipliers}): use fewer lanes or a smaller k")
+                        f"{device.multipliers}): use fewer lanes, a smaller k or a narrower "
+                        "vector unit (--vector-width)")
     if used["brams"] > device.brams:
         big = sorted(used.get("brams_by_memory", {}).items(), key=lambda kv: -kv[1])[:3]
         where = (" (largest: " + ", ".join(f"{p} {n}" for p, n in big) + ")") if big else ""
@@ -118,7 +121,8 @@ def cfg_summary(cfg: AccelConfig) -> str:
     return (f"the accelerator (k = {cfg.k}, {lanes}, {e.data_width}-bit data, "
             f"{e.weight_width}-bit weights, weight depth {e.weight_depth}, "
             f"scratchpad {cfg.act_depth}"
-            f"{'' if cfg.sparse_engine else ', no block-sparse engine'})")
+            f"{'' if cfg.sparse_engine else ', no block-sparse engine'}"
+            f"{f', vector unit {cfg.vector_words} words wide' * (cfg.vector_words < cfg.k)})")
 
 
 # -- the tools ---------------------------------------------------------------------------

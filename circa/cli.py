@@ -26,7 +26,7 @@ def _compile(args) -> tuple[dict, str, bool]:
     report = compile_.compile_model(
         args.model, args.output, scheme=args.scheme, scheme_file=args.scheme_file,
         bits=args.bits, calib=args.calib, train=args.train, no_train=args.no_train, k=args.k,
-        lanes=args.lanes, seed=args.seed)
+        lanes=args.lanes, seed=args.seed, vector_width=args.vector_width)
     return report, compile_.render(report), True
 
 
@@ -77,7 +77,7 @@ def _bench_fpga(args) -> tuple[dict, str, bool]:
     from circa.boards import bench
     report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq or bench.GOAL_MHZ,
                        router=args.router, tmg_ripup=args.tmg_ripup, seeds=args.seed,
-                       pnr_minutes=args.pnr_minutes)
+                       pnr_minutes=args.pnr_minutes, vector_width=args.vector_width)
     return report, bench.render(report), True
 
 
@@ -123,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--no-train", action="store_true", help="skip recovery training")
     comp.add_argument("--k", type=int, default=16, help="accelerator block size")
     comp.add_argument("--lanes", type=int, default=4)
+    comp.add_argument("--vector-width", type=int, metavar="WORDS",
+                      help="words of a block the vector unit takes a cycle (default k; "
+                      "fewer: less logic, k / WORDS cycles a block)")
     comp.add_argument("--seed", type=int, default=0)
     comp.set_defaults(run=_compile)
 
@@ -207,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
         "(--board kcu105: yosys UltraScale figures only). Large builds: tens of minutes each."))
     fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
     fpga.add_argument("--board", default=DEFAULT)
+    fpga.add_argument("--vector-width", type=int, metavar="WORDS",
+                      help="words the vector unit takes a cycle (default k)")
     fpga.add_argument("--freq", type=float, metavar="MHZ",
                       help="clock and place-and-route timing target (default 100, the goal; "
                       "nextpnr only places for timing while the target is missed)")

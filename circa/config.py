@@ -141,7 +141,9 @@ class AccelConfig:
     ``pwl_icept_width``-bit intercept (at most 48). ``sparse_engine = False`` leaves the
     block-sparse engine out (its ``r * c`` multipliers, block RAMs and LUTs): a Program
     without MVS instructions does not need it, and an MVS then stops the run with
-    ``error``.
+    ``error``. ``vector_width`` words of a block go through the vector unit each cycle
+    (``None``: all ``k``; a smaller power of 2 takes ``k / vector_width`` cycles a block,
+    with that many fewer multipliers, table copies and shifters: hw/vector.py).
     """
     engine: EngineConfig = EngineConfig()
     sparse_block: tuple = (4, 4)
@@ -153,9 +155,14 @@ class AccelConfig:
     pwl_slope_width: int = 18
     pwl_icept_width: int = 48
     sparse_engine: bool = True
+    vector_width: int | None = None
 
     def __post_init__(self):
         k = self.engine.k
+        v = self.vector_width
+        if v is not None and not (isinstance(v, int) and 1 <= v <= k and v & (v - 1) == 0):
+            raise ValueError(f"vector_width (--vector-width) must be a power of 2 from 1 to "
+                             f"k = {k} (None: k), not {v!r}")
         r, c = self.sparse_block
         if not (isinstance(r, int) and isinstance(c, int) and r >= 1 and c >= 1
                 and k % r == 0 and k % c == 0):
@@ -180,3 +187,8 @@ class AccelConfig:
     @property
     def k(self) -> int:
         return self.engine.k
+
+    @property
+    def vector_words(self) -> int:
+        """Words the vector unit takes each cycle: ``vector_width``, or ``k``."""
+        return self.vector_width or self.engine.k

@@ -20,8 +20,9 @@ def multipliers(cfg) -> dict:
     ifft = nx.plan_multipliers(nx.irfft_plan(cfg.k, e.ifft_width))
     r, c = cfg.sparse_block
     sparse = r * c if cfg.sparse_engine else 0
-    return {"mac": e.mac_multipliers, "fft": fft, "ifft": ifft, "vector": cfg.k,
-            "sparse": sparse, "total": e.mac_multipliers + fft + ifft + cfg.k + sparse}
+    vector = cfg.vector_words
+    return {"mac": e.mac_multipliers, "fft": fft, "ifft": ifft, "vector": vector,
+            "sparse": sparse, "total": e.mac_multipliers + fft + ifft + vector + sparse}
 
 
 def fit_85f(cfg) -> dict:

@@ -26,10 +26,12 @@ from circa.config import AccelConfig, EngineConfig
 
 
 def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int = 2048,
-                 act_depth: int = 4096, sparse_block: tuple | None = None) -> AccelConfig:
+                 act_depth: int = 4096, sparse_block: tuple | None = None,
+                 vector_width: int | None = None) -> AccelConfig:
     """The compiler's default accelerator; ``sparse_block`` defaults to 4 x 4 (k x k for
-    k < 4). FFT words are 4 bits wider than the data, up to 18 (the per-stage shifts
-    absorb the FFT's growth; narrower data needs no 18-bit FFT)."""
+    k < 4), ``vector_width`` to k (words the vector unit takes a cycle). FFT words are 4
+    bits wider than the data, up to 18 (the per-stage shifts absorb the FFT's growth;
+    narrower data needs no 18-bit FFT)."""
     if not isinstance(bits, int) or not 8 <= bits <= 18:
         raise ValueError(f"--bits must be an integer from 8 to 18, not {bits!r}")
     if sparse_block is None:
@@ -39,7 +41,7 @@ def accel_config(k: int = 16, lanes: int = 4, bits: int = 16, weight_depth: int 
                                     fft_width=fft, ifft_width=fft,
                                     max_q=min(256, weight_depth), weight_depth=weight_depth),
                        sparse_block=sparse_block, act_depth=act_depth, imem_depth=1024,
-                       sparse_depth=8192)
+                       sparse_depth=8192, vector_width=vector_width)
 
 
 def _bits(tables_values) -> int:
@@ -168,9 +170,10 @@ def _report(schemes, qnet: Q.QuantNetwork, program, cfg: AccelConfig, network) -
 
 def compile_model(model_path, out_dir, *, scheme: str | None = None, scheme_file=None,
                   bits: int = 16, calib=None, train=None, no_train: bool = False,
-                  k: int = 16, lanes: int = 4, seed: int = 0) -> dict:
+                  k: int = 16, lanes: int = 4, seed: int = 0,
+                  vector_width: int | None = None) -> dict:
     """Compile the model file into ``out_dir``; returns the report (also report.json)."""
-    cfg = accel_config(k=k, lanes=lanes, bits=bits)
+    cfg = accel_config(k=k, lanes=lanes, bits=bits, vector_width=vector_width)
     if calib is None and train is None:
         raise ValueError("compile needs sample inputs for calibration: --calib FILE.npy "
                          "(inputs) or --train FILE.npz (with arrays x and y)")

@@ -1,4 +1,5 @@
-"""The element-wise vector unit: one block of ``k`` words per cycle, every ISA vector op.
+"""The element-wise vector unit: ``vector_width`` words of a block per cycle (all ``k`` by
+default), every ISA vector op.
 
 Every op is one expression, ``y = narrow(x * m + c, s, width)`` per element, with the
 operands chosen per op (``w = data_width``)::
@@ -39,13 +40,20 @@ shift each (the second shift step also rounds) (docs/fmax-history.md)::
           S4: (sum << 1) >> (s & 56), the barrel shift of narrow(sum, s) by s's multiple of 8
           S4b: ... >> (s & 7), the rest of it, and the rounding (+ 1) >> 1 (on w + 1 bits)
           S5: saturate  ──► o
+
+A unit narrower than the block (``AccelConfig.vector_width < k``) takes a block in
+``parts = k / vector_width`` cycles: part ``p`` of ``i`` (words ``p * vector_width`` on) is
+selected by a counter while the block waits on ``i`` (a stream holds its payload until
+accepted), and ``o``'s first ``parts - 1`` parts wait in registers for the last, which goes
+out straight from S5. Each lane's logic (a table copy, a multiplier, the clamp and three
+shifters) is then ``parts`` times fewer.
 """
 from __future__ import annotations
 
 import enum
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,7 +141,8 @@ class VectorUnit(wiring.Component):
     Parameters
     ----------
     cfg : AccelConfig
-        ``k = cfg.k`` lanes of ``w = cfg.engine.data_width``-bit words; ``cfg.tables`` PWL
+        Blocks of ``k = cfg.k`` words of ``w = cfg.engine.data_width`` bits, through
+        ``cfg.vector_words`` lanes (``k`` by default); ``cfg.tables`` PWL
         tables of ``cfg.pwl_segments`` segments. With none, VPWL outputs 0 and the
         operands are only as wide as VMUL and VSHL need (``w`` and ``2w`` bits, not a
         table entry's slope and intercept).
@@ -148,7 +157,7 @@ class VectorUnit(wiring.Component):
     op : ``VectorOp`` code (3 bits; code 7 is reserved and outputs 0).
     shift : 0..63, the ISA's ``s1`` (VMUL, VSHR, VSHL).
     table : ``range(cfg.tables)``, the PWL table of VPWL.
-        ``op``, ``shift`` and ``table`` are sampled with each accepted beat of ``i`` and
+        ``op``, ``shift`` and ``table`` are sampled with each part of a beat of ``i`` and
         travel down the pipeline with it, so a change applies from the next beat. The
         controller holds them while an instruction's blocks flow.
     t_en, t_addr, t_data : PWL entry write port: ``t_addr = table * segments + segment``,
@@ -158,10 +167,11 @@ class VectorUnit(wiring.Component):
         Host loading only: write while no VPWL beat is in the pipeline.
 
     Latency ``latency`` (11 cycles, 12 with more than 4 lanes: stage b) from an accepted
-    beat to its output with ``o.ready`` high; throughput one block per cycle, for every op
-    and any mix of ops.
+    beat (its last part) to its output with ``o.ready`` high; throughput one block per
+    ``k / vector_words`` cycles, for every op and any mix of ops.
 
-    Resources: ``k`` multipliers (slope x ``w``), ``k`` copies of the entry memory
+    Resources, with ``lanes = cfg.vector_words``: ``lanes`` multipliers (slope x ``w``),
+    ``lanes`` copies of the entry memory
     (``cfg.tables * cfg.pwl_segments`` words of slope + intercept bits, 66 at most: two
     ECP5 DP16KD per lane, as a block RAM port is at most 36 bits wide, or LUT RAM up to 64
     words) and ``cfg.tables`` sets of scalar registers.
@@ -201,12 +211,12 @@ class VectorUnit(wiring.Component):
     @property
     def wide(self) -> bool:
         """More than :data:`LANES_PER_COPY` lanes: the table's scalars get stage b."""
-        return self._cfg.k > LANES_PER_COPY
+        return self._cfg.vector_words > LANES_PER_COPY
 
     @property
     def multipliers(self) -> int:
         """Real multipliers (18 x data_width): one per lane."""
-        return self._cfg.k
+        return self._cfg.vector_words
 
     def model(self, op, a, b=None, shift=0, table=0) -> np.ndarray:
         """Bit-exact model with the initial tables, see :func:`model`."""
@@ -214,13 +224,25 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         cfg, k, w = self._cfg, self._cfg.k, self._cfg.engine.data_width
+        lanes = cfg.vector_words
+        parts = k // lanes              # cycles per block
         segments = cfg.pwl_segments
         seg_bits = segments.bit_length() - 1
         wlo, whi = nx.signed_range(w)
         m = Module()
 
+        # -- a block in parts: part_in selects the part of i that enters, part_out counts
+        # the parts leaving S5 (both wrap at `parts`, a power of 2) -----------------------
         advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        part_in, part_out = Signal(range(parts)), Signal(range(parts))
+        last_in, last_out = part_in == parts - 1, part_out == parts - 1
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready),
+                     self.i.ready.eq(advance & last_in)]
+        with m.If(self.i.valid & advance):
+            m.d.sync += part_in.eq(part_in + 1)
+        in_a, in_b = ([Array(words[p * lanes + lane] for p in range(parts))[part_in]
+                       if parts > 1 else words[lane] for lane in range(lanes)]
+                      for words in (self.i.p.a, self.i.p.b))
 
         # -- PWL tables: scalars in registers, entries in one memory per lane ---------------
         scalars = [Signal(scalar_layout(w), name=f"scalars{n}",
@@ -248,8 +270,7 @@ class VectorUnit(wiring.Component):
         # -- stage 0: the beat and its control, registered (they come from the controller) --
         s0_valid, s0_op, s0_shift, s0_table = stage("s0", [
             self.i.valid, self.op, self.shift, self.table])
-        s0_a = stage("s0_a", [self.i.p.a[lane] for lane in range(k)])
-        s0_b = stage("s0_b", [self.i.p.b[lane] for lane in range(k)])
+        s0_a, s0_b = stage("s0_a", in_a), stage("s0_b", in_b)
         # -- stage b: the beat's table scalars, and the clamp bounds ahead of their compares
         # (only VPWL clamps; the other ops clamp to the full word range), with lo > hi
         # flagged: then both compares of the clamp run side by side in stage x. On a wide
@@ -276,13 +297,13 @@ class VectorUnit(wiring.Component):
         # clamp bounds one per lane, each feeding two compares and a 16-bit multiplexer
         # (from a copy per 4 lanes, the clamp was the k = 8 design's slowest group of paths)
         bounds = lane_copies(stage, "sb_bounds", [
-            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], k, per=1)
+            Mux(pwl_in, sel.lo, wlo), Mux(pwl_in, sel.hi, whi), pwl_in & sel_empty], lanes, per=1)
 
         init = [{"slope": s, "icept": c} for t in self._tables for s, c in zip(t.slope, t.icept)]
         entries, mem_addr = [], []      # each lane's table entry, read in stage 1
         lut_ram = (cfg.tables * segments <= 64
                    and str(getattr(platform, "family", "")).lower() != "ice40")
-        for lane in range(k if cfg.tables else 0):
+        for lane in range(lanes if cfg.tables else 0):
             # A few dozen 50-66-bit words would take two block RAMs per lane (ports are at
             # most 36 bits wide): keep small tables in LUT RAM (the iCE40 has none).
             mem = memory.Memory(shape=entry_layout(cfg), depth=cfg.tables * segments, init=init,
@@ -302,14 +323,14 @@ class VectorUnit(wiring.Component):
             sb_valid, sb_op, sb_shift, sb_table, sb_pshift])
         # a copy per lane: each drives a whole barrel shifter (from a copy per 4 lanes, the
         # k = 8 design's critical path: Fmax)
-        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [sb_seg_shift], k, per=1)
+        sx_seg_shift = lane_copies(stage, "sx_seg_shift", [sb_seg_shift], lanes, per=1)
         xs = stage("sx_x", clamped)
         sx_b = stage("sx_b", sb_b)
 
         # -- stage y: the segment shift y = x >> seg_shift ----------------------------------
         sy_valid, sy_op, sy_shift, sy_pshift = stage("sy", [
             sx_valid, sx_op, sx_shift, sx_pshift])
-        sy_table = lane_copies(stage, "sy_table", [sx_table], k)
+        sy_table = lane_copies(stage, "sy_table", [sx_table], lanes)
         sy_x, sy_b = stage("sy_x", xs), stage("sy_b", sx_b)
         ys = stage("sy_y", [x >> seg_shift for x, (seg_shift,) in zip(xs, sx_seg_shift)])
         # segment index -> table address (the memory's read register is stage 1).
@@ -330,7 +351,7 @@ class VectorUnit(wiring.Component):
         s1_valid, s1_op, s1_shift, s1_pshift = stage("s1", [sy_valid, sy_op, sy_shift, sy_pshift])
         s1_x, s1_b = stage("s1_x", sy_x), stage("s1_b", sy_b)
         entries = stage("s1t_entry", entries)
-        s1_lane_op = lane_copies(stage, "s1t_op", [s1_op], k)
+        s1_lane_op = lane_copies(stage, "s1t_op", [s1_op], lanes)
         s1_valid, s1_op, s1_shift, s1_pshift = stage("s1t", [s1_valid, s1_op, s1_shift,
                                                              s1_pshift])
         s1_x, s1_b = stage("s1t_x", s1_x), stage("s1t_b", s1_b)
@@ -345,7 +366,7 @@ class VectorUnit(wiring.Component):
             with m.Case(VectorOp.VPWL):
                 m.d.comb += s.eq(s1_pshift)
         mul, add = [], []
-        for lane in range(k):
+        for lane in range(lanes):
             x, b = s1_x[lane], s1_b[lane]
             # Operand widths: VMUL's b and VSHL's a << (w-1), or a table entry's if any.
             mv = Signal(signed(max(w, cfg.pwl_slope_width if entries else 0)), name=f"m{lane}")
@@ -385,7 +406,7 @@ class VectorUnit(wiring.Component):
                   for lane, (x, mv) in enumerate(zip(s1o_x, s1o_m))]
         s2_add = stage("s2_add", s1o_add)
         s3_valid, = stage("s3", [s2_valid])
-        s3_s = lane_copies(stage, "s3_s", [s2_s], k)
+        s3_s = lane_copies(stage, "s3_s", [s2_s], lanes)
         s3_sum = stage("s3_sum", [p + c for p, c in zip(s2_mul, s2_add)])
         # the narrowing in three steps (hw/fft.py): the barrel shift in two of an 8-way
         # multiplexer each, the second with the rounding, then the saturation (the whole
@@ -398,9 +419,18 @@ class VectorUnit(wiring.Component):
                                            for v, s in zip(s4_coarse, s4_s)])
         s5_valid, = stage("s5", [s4b_valid])
         s5_y = stage("s5_y", [saturate_rounded(v, w) for v in s4_rounded])
-        m.d.comb += self.o.valid.eq(s5_valid)
-        for lane in range(k):
-            m.d.comb += self.o.p[lane].eq(s5_y[lane])
+        # -- the parts before the last wait in registers; the last goes out from S5 -------
+        with m.If(s5_valid & advance):
+            m.d.sync += part_out.eq(part_out + 1)
+        m.d.comb += self.o.valid.eq(s5_valid & last_out)
+        for p in range(parts):
+            for lane, y in enumerate(s5_y):
+                if p < parts - 1:
+                    held = Signal.like(y, name=f"held{p}_{lane}")
+                    with m.If(s5_valid & advance & (part_out == p)):
+                        m.d.sync += held.eq(y)
+                    y = held
+                m.d.comb += self.o.p[p * lanes + lane].eq(y)
         return m
 
 

@@ -49,10 +49,11 @@ def test_compile_lstm_with_scheme_file(files, capsys):
     (files / "schemes.toml").write_text('[layers]\n"rnn.l0" = "sparse:4x4:0.5"\n')
     assert main(["compile", str(files / "lstm.pt"), "-o", str(files / "p"), "--calib",
                  str(files / "seq.npy"), "--scheme-file", str(files / "schemes.toml"),
-                 "--k", "8", "--no-train", "--bits", "12"]) == 0
+                 "--k", "8", "--no-train", "--bits", "12", "--vector-width", "2"]) == 0
     text = capsys.readouterr().out
     assert "sparse:4x4:0.5" in text and "12 bits" in text
     assert "LOOP n=5" in (files / "p" / "program.asm").read_text()
+    assert Program.load(files / "p").config.vector_words == 2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -60,6 +61,8 @@ def test_compile_lstm_with_scheme_file(files, capsys):
     (["mlp.pt"], "needs sample inputs for calibration"),
     (["mlp.pt", "--calib", "seq.npy"], r"--calib has shape \(64, 5, 8\); the model takes \(n, 32\)"),
     (["mlp.pt", "--calib", "flat.npy", "--bits", "20"], "--bits must be an integer from 8 to 18"),
+    (["mlp.pt", "--calib", "flat.npy", "--vector-width", "3"],
+     r"vector_width \(--vector-width\) must be a power of 2 from 1 to k = 16 \(None: k\), not 3"),
     (["mlp.pt", "--calib", "flat.npy", "--scheme", "circulant:3"], "circulant"),
     (["mlp.pt", "--calib", "flat.npy", "--scheme", "circulant:8"],
      "does not match the accelerator's block size k = 16"),

@@ -139,6 +139,23 @@ def test_without_the_sparse_engine():
         compile_model("lstm_proj", "dense", cfg)
 
 
+def test_a_narrow_vector_unit_runs_bit_exact():
+    """A vector unit of 4, 2 or 1 words at k = 8 runs bit-exact, and each block costs one
+    more cycle per part: the busy cycles grow by the same count (the blocks the run's
+    vector ops stream) for each extra part."""
+    _, program, x = compile_model("lstm_proj", "circulant:8", SMALL)
+    busy = {}
+    for words in (4, 2, 1):
+        prog = dataclasses.replace(program,
+                                   config=dataclasses.replace(SMALL, vector_width=words))
+        outputs, counters, status = accel_amaranth.run(prog, x[:1])
+        assert status == [(0, len(prog.instructions) - 1)]
+        assert np.array_equal(outputs, executor.run(prog, x[:1]).numpy())
+        busy[8 // words] = counters[0]["vector_busy"]
+    blocks = (busy[4] - busy[2]) // 2
+    assert blocks > 100 and busy[8] - busy[4] == 4 * blocks
+
+
 def test_six_control_cycles_per_instruction():
     """FETCH, DECODE, ADDRESS, CHECK, VERDICT and EXECUTE: six cycles for an instruction
     that does not stream (docs/architecture.md), read from the cycle counter."""

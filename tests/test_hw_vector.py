@@ -15,6 +15,7 @@ from circa.sim.streams import stream_get_n, stream_put
 CFG = AccelConfig(tables=4)                                              # k = 16, 16-bit words
 CFG8 = AccelConfig(engine=EngineConfig(k=8, data_width=12), tables=2)   # k = 8, 12-bit words
 CFG0 = AccelConfig(engine=EngineConfig(k=2, data_width=8), sparse_block=(2, 2), tables=0)
+CFG_V4 = dataclasses.replace(CFG, vector_width=4)          # k = 16 in four parts a block
 
 
 def random_blocks(rng, n, k, width, extremes=0.2):
@@ -77,7 +78,8 @@ def shifts_for(op, rng, n, width):
     return rng.integers(0, 64, size=n)       # ignored by the op: any value must do
 
 
-@pytest.mark.parametrize("cfg", [CFG, CFG8, CFG0], ids=["k16w16", "k8w12", "k2w8-no-tables"])
+@pytest.mark.parametrize("cfg", [CFG, CFG8, CFG0, dataclasses.replace(CFG8, vector_width=1)],
+                         ids=["k16w16", "k8w12", "k2w8-no-tables", "k8w12-one-word-a-cycle"])
 @pytest.mark.parametrize("op", [op for op in VectorOp if op != VectorOp.VPWL])
 def test_simple_ops(cfg, op):
     w, k = cfg.engine.data_width, cfg.k
@@ -103,8 +105,8 @@ def sigmoid_tanh(width=16, segments=32):
             fit("tanh", 8, 10, width=width, segments=segments)]
 
 
-@pytest.mark.parametrize("cfg", [CFG, CFG8, dataclasses.replace(CFG8, pwl_icept_width=28)],
-                         ids=["k16w16", "k8w12", "k8w12-narrow-entries"])
+@pytest.mark.parametrize("cfg", [CFG, CFG8, dataclasses.replace(CFG8, pwl_icept_width=28), CFG_V4],
+                         ids=["k16w16", "k8w12", "k8w12-narrow-entries", "k16w16-4-words"])
 def test_pwl(cfg):
     """Every table entry format: 18 + 48 bits, or as narrow as the tables allow (k8w12's
     intercepts need 28 bits: the sums and the narrowing are narrower too)."""
@@ -148,11 +150,12 @@ def test_pwl_segment_index_clips_both_ways():
     assert (index < 0).any() and (index >= segs).any() and ((index >= 0) & (index < segs)).any()
 
 
+@pytest.mark.parametrize("cfg", [CFG, CFG_V4], ids=["k16", "k16-4-words"])
 @pytest.mark.parametrize("ecp5", [False, True], ids=["plain", "ecp5"])
-def test_mixed_ops_change_every_beat(ecp5, on_ecp5):
+def test_mixed_ops_change_every_beat(ecp5, cfg, on_ecp5):
     """op, shift and table change from one beat to the next, with random stalls; also as
-    built for an ECP5 board (each lane's multiplier a MULT18X18D with its registers)."""
-    cfg = CFG
+    built for an ECP5 board (each lane's multiplier a MULT18X18D with its registers), and
+    with a unit narrower than the block."""
     w, k, n = cfg.engine.data_width, cfg.k, 80
     tabs = sigmoid_tanh()
     rng = np.random.default_rng(5)
@@ -165,7 +168,7 @@ def test_mixed_ops_change_every_beat(ecp5, on_ecp5):
         y = simulate(dut, ops, a, b, shifts, tables, gap=gap, seed=seed,
                      top=on_ecp5(dut) if ecp5 else None)
         assert np.array_equal(y, dut.model(ops, a, b, shifts, tables))
-    assert len(on_ecp5.primitives) == (2 * k if ecp5 else 0)    # elaborated once per run
+    assert len(on_ecp5.primitives) == (2 * cfg.vector_words if ecp5 else 0)  # one elaboration
 
 
 def test_table_write_port():
@@ -284,6 +287,39 @@ def test_latency_and_throughput(cfg, latency):
     assert cycles["latency"] == dut.latency
 
 
+@pytest.mark.parametrize("words", [1, 4])
+def test_a_narrow_unit_takes_a_block_in_parts(words):
+    """k / vector_width cycles a block: the input is taken on its last part, the output
+    block comes out whole ``latency`` cycles later, one block every k / words cycles."""
+    cfg = dataclasses.replace(CFG8, vector_width=words)
+    dut = VectorUnit(cfg)
+    k, n, parts = cfg.k, 6, cfg.k // words
+    assert dut.multipliers == words and dut.latency == 11
+    taken, given = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.op, VectorOp.VADD)
+        ctx.set(dut.o.ready, 1)
+        block = 0
+        for cycle in range(n * parts + dut.latency + 2):
+            ctx.set(dut.i.valid, block < n)
+            ctx.set(dut.i.p, {"a": [10 * block + j for j in range(k)], "b": [block] * k})
+            if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
+                taken.append(cycle)
+                block += 1
+            if ctx.get(dut.o.valid):
+                given.append((cycle, list(ctx.get(dut.o.p))))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert taken == [parts * (b + 1) - 1 for b in range(n)]
+    assert [c for c, _ in given] == [c + dut.latency for c in taken]
+    assert [y for _, y in given] == [[11 * b + j for j in range(k)] for b in range(n)]
+
+
 def table(**kw):
     base = dict(slope=(0,) * 32, icept=(0,) * 32, seg_shift=0, shift=0, lo=-10, hi=10)
     return nx.PWLTable(**{**base, **kw})
@@ -315,6 +351,11 @@ def test_tables_wider_than_the_config():
 def test_bad_parameters():
     with pytest.raises(ValueError, match="cfg must be an AccelConfig, not EngineConfig"):
         VectorUnit(EngineConfig())
+    for words in (0, 3, 16, 4.0):
+        with pytest.raises(ValueError, match=rf"vector_width \(--vector-width\) must be a "
+                                             rf"power of 2 from 1 to k = 8 \(None: k\), "
+                                             rf"not {words!r}"):
+            dataclasses.replace(CFG8, vector_width=words)
     dut = VectorUnit(CFG8)
     a = np.zeros((2, 8), dtype=np.int64)
     with pytest.raises(ValueError, match="op must be a VectorOp code 0..6, not 7"):

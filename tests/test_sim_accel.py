@@ -1,6 +1,6 @@
 """End to end under Verilator: compiled Programs on the whole accelerator, every output
 word equal to the golden model, at two AccelConfigs (one Verilator build each), on random
-models and on models trained on digits."""
+models and on models trained on digits. LARGE's vector unit takes a block in four parts."""
 import numpy as np
 import pytest
 import torch
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 SMALL = AccelConfig(EngineConfig(k=8, lanes=2, max_q=16, weight_depth=256), sparse_block=(4, 4),
                     act_depth=512, imem_depth=128, sparse_depth=1024)
 LARGE = AccelConfig(EngineConfig(k=16, lanes=4, max_q=16, weight_depth=256),
-                    sparse_block=(4, 4), act_depth=1024, imem_depth=128, sparse_depth=2048)
+                    sparse_block=(4, 4), act_depth=1024, imem_depth=128, sparse_depth=2048,
+                    vector_width=4)
 
 
 def compile_for(cfg, model, schemes, x, y=None, train=False):
