@@ -49,13 +49,15 @@ def program_dir(k: int, root: Path, vector_width: int | None = None) -> Path:
 
 def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
         router: str = "router1", tmg_ripup: bool = False, seeds=(1,),
-        pnr_minutes: float | None = None, vector_width: int | None = None) -> dict:
+        pnr_minutes: float | None = None, vector_width: int | None = None,
+        timing_margin: float = 0) -> dict:
     """One synthesis per block size, placed and routed with each nextpnr seed (a seed sweep,
     side by side: placement alone moves the large designs' Fmax by 10 MHz or more,
     docs/fmax-history.md); a row per seed. The seeds share one netlist, so their utilisation is
     the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
     stopped after ``pnr_minutes``, or whose nextpnr failed, gives a row with no figures and
-    its ``error``. ``vector_width``: words the vector unit takes a cycle (at most k)."""
+    its ``error``. ``vector_width``: words the vector unit takes a cycle (at most k);
+    ``timing_margin``: see :func:`circa.boards.build.build`."""
     build.check_router(router, tmg_ripup, pnr_minutes)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
@@ -66,7 +68,8 @@ def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
             try:
                 report = build.build(directory, board, freq_mhz=freq_mhz, router=router,
                                      tmg_ripup=tmg_ripup, seed=seeds,
-                                     out=Path(tmp) / f"build-k{k}", pnr_minutes=pnr_minutes)
+                                     out=Path(tmp) / f"build-k{k}", pnr_minutes=pnr_minutes,
+                                     timing_margin=timing_margin)
             except build.NotRouted as error:
                 rows += [{**stopped, "seed": seed, "error": why}
                          for seed, why in error.unrouted.items()]

@@ -2,8 +2,8 @@
 
 ::
 
-    uart.rx ─► sync ─► UARTRx ─► FIFO ─► HostBridge ─► Accelerator.host_cmd
-    uart.tx ◄───────── UARTTx ◄───────── HostBridge ◄─ Accelerator.host_rsp
+    uart.rx ─► sync ─► UARTRx ─► FIFO ─► HostBridge ─► slice ─► Accelerator.host_cmd
+    uart.tx ◄───────── UARTTx ◄─ slice ◄─ HostBridge ◄─ slice ◄─ Accelerator.host_rsp
     leds    ◄─ done, error, heartbeat
 
 :class:`BoardCore` is everything but the pins and the clock (simulated as it is under
@@ -11,7 +11,7 @@ cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the
 """
 
 from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
-                          ResetSignal, Signal)
+                          ResetSignal, Signal, Value)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,15 +24,16 @@ from circa.hw.accel import Accelerator, host_data_width
 
 class BoardCore(wiring.Component):
     """UART pins to the accelerator. ``divisor`` = clock / baud; ``timeout`` in cycles ends a
-    frame whose sender went quiet (default: 100 byte times)."""
+    frame whose sender went quiet (default: 100 byte times); ``slices``: register slices
+    around the bridge (two host words of flip-flops each way, for Fmax on large designs)."""
     rx: In(1, init=1)
     tx: Out(1, init=1)
     done: Out(1)
     error: Out(1)
 
     def __init__(self, cfg: AccelConfig, images: dict | None = None, *, divisor: int,
-                 timeout: int | None = None):
-        self._cfg, self._images, self._divisor = cfg, images, divisor
+                 timeout: int | None = None, slices: bool = True):
+        self._cfg, self._images, self._divisor, self._slices = cfg, images, divisor, slices
         self._timeout = timeout or 1000 * divisor
         super().__init__()
 
@@ -50,9 +51,20 @@ class BoardCore(wiring.Component):
         m.submodules.rx_sync = cdc.FFSynchronizer(self.rx, uart_rx.rx, init=1)
         wiring.connect(m, uart_rx.bytes, rx_fifo.w_stream)
         wiring.connect(m, rx_fifo.r_stream, bridge.rx)
-        wiring.connect(m, bridge.tx, uart_tx.bytes)
-        wiring.connect(m, bridge.cmd, accel.host_cmd)
-        wiring.connect(m, accel.host_rsp, bridge.rsp)
+        # Register slices (two-word FIFOs: every output, `ready` too, from a register) around
+        # the bridge: it sits by the UART pins, the host port's words come from the
+        # scratchpad's lanes across the die, and the response register's loads and the CRC
+        # behind the transmitter's `ready` were the k = 16 design's latest inputs (Fmax).
+        # Commands and responses keep their order, so the host sees no difference.
+        for name, source, sink in (("cmd_slice", bridge.cmd, accel.host_cmd),
+                                   ("rsp_slice", accel.host_rsp, bridge.rsp),
+                                   ("tx_slice", bridge.tx, uart_tx.bytes)):
+            if self._slices:
+                m.submodules[name] = stage = fifo.SyncFIFOBuffered(
+                    width=len(Value.cast(source.payload)), depth=2)
+                wiring.connect(m, source, stage.w_stream)
+                source = stage.r_stream
+            wiring.connect(m, source, sink)
         m.d.comb += [self.tx.eq(uart_tx.tx), self.done.eq(accel.done),
                      self.error.eq(accel.error)]
         return m
@@ -182,8 +194,10 @@ class BoardTop(Elaboratable):
                 m.d.comb += rst.eq(ResetSignal("por"))
             platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
 
+        # (no register slices on the iCE40: the UP5K's LSTM leaves no logic cells for them)
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,
-                                             timeout=int(self.freq_hz // 100))   # 10 ms
+                                             timeout=int(self.freq_hz // 100),   # 10 ms
+                                             slices=self.family != "ice40")
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

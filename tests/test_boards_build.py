@@ -97,10 +97,11 @@ def test_unknown_board_is_refused(tiny_program, capsys):
 
 @pytest.mark.slow
 def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
-    """CI's real bitstream: ULX3S-25F, 30 MHz from the 25 MHz oscillator through the PLL."""
+    """CI's real bitstream: ULX3S-25F, 30 MHz from the 25 MHz oscillator through the PLL,
+    placed and routed for 2 % more."""
     out = tmp_path / "build"
     assert cli.main(["build", str(tiny_program), "--board", "ulx3s-25f", "--freq", "30",
-                     "-o", str(out), "--seed", "1", "2", "--json"]) == 0
+                     "-o", str(out), "--seed", "1", "2", "--timing-margin", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((out / "build_report.json").read_text())
     # a seed sweep: both placed and routed, the fastest kept, its reports where one seed's are
@@ -113,6 +114,11 @@ def test_bitstream_for_the_smallest_target(tiny_program, tmp_path, capsys):
     assert bitstream.stat().st_size > 100_000 and bitstream.parent == out
     assert report["board"] == "ulx3s-25f" and report["device"] == "LFE5U-25F"
     assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == 30
+    # the margin: nextpnr derived the PLL's output constraint from the pin's 25.5 MHz
+    assert report["nextpnr"]["target_mhz"] == 30.6
+    log = (out / "top.tim").read_text()
+    assert "Derived frequency constraint of 30.6 MHz for net clk" in log
+    assert (out / "top.lpf").read_text().count("25500000 HZ") == 1
     device = target("ulx3s-25f").device
     for key, budget in (("luts", device.luts), ("ffs", device.ffs),
                         ("dsps", device.multipliers), ("brams", device.brams)):
@@ -178,6 +184,14 @@ def test_every_target_generates_its_design_files(board, clock_file, pins, tmp_pa
     # the ECP5's PLL-lock reset goes onto a global network (nextpnr-ice40 promotes its own)
     assert ("DCCA" in netlist) == (tgt.device.family == "ecp5")
     assert top.divisor == round(tgt.freq_hz / tgt.baud)
+    # a timing margin scales every clock constraint, and nothing else
+    number = r"(?:FREQUENCY (?:NET|PORT)|set_frequency) \S+ ([0-9.]+)"
+    before = [float(f) for f in re.findall(number, constraints)]
+    assert build.tighten_clocks(tmp_path / clock_file, 2, 50) == 51
+    after = (tmp_path / clock_file).read_text()
+    assert [float(f) for f in re.findall(number, after)] == pytest.approx(
+        [f * 1.02 for f in before]) and before
+    assert re.sub(number, "", after) == re.sub(number, "", constraints)
 
 
 @pytest.mark.parametrize("pll, fin, fout, dividers", [

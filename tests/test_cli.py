@@ -45,7 +45,7 @@ def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     def fake_build(directory, board, *, seed, freq_mhz, router, tmg_ripup, **_):
         calls.append((seed, freq_mhz, router, tmg_ripup))
         return fpga_report(board, {n: 60.0 + n for n in seed})
-    monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
+    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "16", "--seed", "1", "2", "--router", "router2",
                  "--tmg-ripup"]) == 0
@@ -86,7 +86,7 @@ def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
         return {**fpga_report(board, {1: None, 2: 80.5}),
                 "nextpnr": {"seed": 2, "fmax_by_seed": {1: None, 2: 80.5},
                             "unrouted": {1: "nextpnr failed (log y): ERROR: Failed to route"}}}
-    monkeypatch.setattr(bench, "program_dir", lambda k, root: root)
+    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2", "--pnr-minutes", "30"]) == 0
     out = capsys.readouterr().out
