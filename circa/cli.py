@@ -40,7 +40,8 @@ def _sim(args) -> tuple[dict, str, bool]:
 def _bench_ese(args) -> tuple[dict, str, bool]:
     from circa import ese
     report = ese.run(k=args.k, lanes=args.lanes, steps=args.steps,
-                     weight_bits=args.weight_bits, pwl_segments=args.pwl_segments)
+                     weight_bits=args.weight_bits, pwl_segments=args.pwl_segments,
+                     vector_width=args.vector_width)
     return report, ese.render(report), report["bit_exact"]
 
 
@@ -162,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
         "the MVM-only bound, engine utilisation and the multiplier and memory budget."))
     ese.add_argument("--k", type=int, default=16)
     ese.add_argument("--lanes", type=int, default=2)
+    ese.add_argument("--vector-width", type=int, metavar="WORDS",
+                     help="words the vector unit takes a cycle (default k)")
     ese.add_argument("--steps", type=int, default=4)
     ese.add_argument("--weight-bits", type=int, default=16, help="weight width (default 16)")
     ese.add_argument("--pwl-segments", type=int, default=32,

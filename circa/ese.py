@@ -36,9 +36,10 @@ def fit_85f(cfg) -> dict:
 
 
 def design(k: int = 16, lanes: int = 2, weight_bits: int = 16, pwl_segments: int = 32,
-           steps: int = 4, seed: int = 0):
-    """The ESE LSTM compiled for ``k`` and ``lanes``: ``(qnet, program, cfg, x)`` with the
-    configuration's memories fitted to the Program (what a bitstream for it holds)."""
+           steps: int = 4, seed: int = 0, vector_width: int | None = None):
+    """The ESE LSTM compiled for ``k`` and ``lanes`` (and a vector unit ``vector_width``
+    words wide, default k): ``(qnet, program, cfg, x)`` with the configuration's memories
+    fitted to the Program (what a bitstream for it holds)."""
     import torch
     from torch import nn
 
@@ -54,7 +55,7 @@ def design(k: int = 16, lanes: int = 2, weight_bits: int = 16, pwl_segments: int
     cfg = AccelConfig(EngineConfig(k=k, lanes=lanes, weight_width=weight_bits,
                                    max_q=max(q_gates, 1024 // k), weight_depth=depth),
                       sparse_block=(4, 4), act_depth=4096, imem_depth=64, sparse_depth=16,
-                      pwl_segments=pwl_segments)
+                      pwl_segments=pwl_segments, vector_width=vector_width)
     with progress.step(f"Compiling the ESE LSTM at k = {k} (projection, quantization)"):
         schemes = compress.plan(model, f"circulant:{k}", k)
         compressed = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
@@ -66,12 +67,13 @@ def design(k: int = 16, lanes: int = 2, weight_bits: int = 16, pwl_segments: int
 
 
 def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0, weight_bits: int = 16,
-        pwl_segments: int = 32, out=None) -> dict:
+        pwl_segments: int = 32, out=None, vector_width: int | None = None) -> dict:
     """Run the design in Verilator; ``out``: also save its Program there (for a build)."""
     from circa.compiler import executor
     from circa.sim import accel_rtl
 
-    qnet, program, cfg, x = design(k, lanes, weight_bits, pwl_segments, steps, seed)
+    qnet, program, cfg, x = design(k, lanes, weight_bits, pwl_segments, steps, seed,
+                                   vector_width)
     if out is not None:
         program.save(out)
     with progress.step(f"Building the accelerator ({lanes} lanes) and running {steps} steps"):
@@ -84,7 +86,8 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0, weight_bits:
     weight_bits = lanes * e.weight_depth * k * e.weight_width
     mults = multipliers(cfg)
     return {
-        "k": k, "lanes": lanes, "steps": steps, "weight_width": e.weight_width,
+        "k": k, "lanes": lanes, "vector_width": cfg.vector_words, "steps": steps,
+        "weight_width": e.weight_width,
         "pwl_segments": cfg.pwl_segments,
         "bit_exact": bool(np.array_equal(rtl.outputs, expected)) and rtl.status[0][0] == 0,
         "cycles_per_step": counters["cycles"] / steps,
@@ -105,7 +108,8 @@ def run(k: int = 16, lanes: int = 2, steps: int = 4, seed: int = 0, weight_bits:
 def render(report: dict) -> str:
     r, m = report, report["multipliers"]
     return "\n".join([
-        f"ESE LSTM (153 -> 1024 cells -> 512), k = {r['k']}, {r['lanes']} lanes, "
+        f"ESE LSTM (153 -> 1024 cells -> 512), k = {r['k']}, {r['lanes']} lanes, vector "
+        f"unit {r.get('vector_width', r['k'])} words, "
         f"{r['steps']} steps, bit-exact: {'yes' if r['bit_exact'] else 'NO'}",
         f"  {r['cycles_per_step']:.0f} cycles per time step; MVM-only bound "
         f"{r['mvm_bound_per_step']:.0f} ({r['over_mvm_bound']:+.1%})",
