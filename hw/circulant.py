@@ -79,7 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
-    FFT_SLACK = 4       # the spectra FIFO's places beyond the FFT's latency
+    FFT_SLACK = 5       # the spectra FIFO's places beyond the FFT's latency
     FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
@@ -109,7 +109,8 @@ class BlockCirculantEngine(wiring.Component):
             # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
             # register too, set when a place would be left even if this cycle's block came and
             # no place were given back (the paths through the count were critical, Fmax).
-            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its read, the credit).
+            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its count on the issue
+            # side, its read, the credit).
             m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
                 width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
             credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
@@ -122,8 +123,19 @@ class BlockCirculantEngine(wiring.Component):
             m.d.comb += [self.i_x.ready.eq(has_credit),
                          fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
                          spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
+            # The issue logic counts the FIFO's blocks itself, from a register of its writes,
+            # instead of reading its level: level -> r_rdy -> issue -> r_en -> level ran from
+            # the FIFO, by the FFT, to the issue logic and back (11.3 ns, 6.8 of it routing:
+            # a k = 8 build's critical path, Fmax). The count lags the level by a cycle, so
+            # it never reads an empty FIFO.
+            wrote, stored = Signal(name="wrote"), Signal(range(spectra_fifo.depth + 1))
+            has_spectrum, read_spectrum = Signal(name="has_spectrum"), Signal()
+            m.d.comb += spectra_fifo.r_en.eq(read_spectrum & has_spectrum)
+            stored_next = stored + wrote - spectra_fifo.r_en
+            m.d.sync += [wrote.eq(fft.o.valid), stored.eq(stored_next),
+                         has_spectrum.eq(stored_next != 0)]
             spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
-            spectrum_valid, read_spectrum = spectra_fifo.r_rdy, spectra_fifo.r_en
+            spectrum_valid = has_spectrum
         else:
             # A small FFT (two stages at most) stalls with the MACs: its stall reaches few
             # registers, and on the iCE40 the FIFO would cost logic cells the LSTM needs.
