@@ -192,11 +192,11 @@ class BoardTop(Elaboratable):
                                                   o_CLKO=rst)
             else:                               # nextpnr-ice40 promotes resets itself
                 m.d.comb += rst.eq(ResetSignal("por"))
+            # nextpnr-ecp5 derives the PLL output's constraint from the pin's ("Derived
+            # frequency constraint" in its log); one on sys_clk would name a net that synthesis
+            # merges into the PLL's output, and nextpnr would warn and ignore it
             if self.family != "ecp5":
                 platform.add_clock_constraint(sys_clk, self.freq_hz)   # (the pin has its own)
-            # (nextpnr-ecp5 derives the PLL output's constraint from the pin's, "Derived
-            # frequency constraint" in its log; one on sys_clk would name a net that synthesis
-            # merges into the PLL's output, and nextpnr would warn and ignore it)
 
         # (no register slices on the iCE40: the UP5K's LSTM leaves no logic cells for them)
         m.submodules.core = core = BoardCore(self.cfg, self.images, divisor=self.divisor,

@@ -127,7 +127,8 @@ class BlockCirculantEngine(wiring.Component):
             # instead of reading its level: level -> r_rdy -> issue -> r_en -> level ran from
             # the FIFO, by the FFT, to the issue logic and back (11.3 ns, 6.8 of it routing:
             # a k = 8 build's critical path, Fmax). The count lags the level by a cycle, so
-            # it never reads an empty FIFO.
+            # it never reads an empty FIFO. The read enable still crosses the die once, into
+            # the level's update: on another placement that alone was as slow (11.3 ns).
             wrote, stored = Signal(name="wrote"), Signal(range(spectra_fifo.depth + 1))
             has_spectrum, read_spectrum = Signal(name="has_spectrum"), Signal()
             m.d.comb += spectra_fifo.r_en.eq(read_spectrum & has_spectrum)
