@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from circa import numerics as nx
@@ -79,7 +79,7 @@ class BlockCirculantEngine(wiring.Component):
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
     MAC_DEPTH = 7
-    FFT_SLACK = 5       # the spectra FIFO's places beyond the FFT's latency
+    FFT_SLACK = 5       # the spectra ring's places beyond the FFT's latency
     FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
@@ -101,41 +101,49 @@ class BlockCirculantEngine(wiring.Component):
             # The FFT never stalls (its output is always ready, so synthesis drops its clock
             # enables: the stall fanned out to every register of the pipeline and, through
             # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
-            # blocks land in a FIFO with room for every block in flight; `credits` counts the
-            # places neither in the FIFO nor on their way. i_x.valid comes from across the die
-            # (the accelerator's FIFO), so it only goes into a register (`accepted`) and the
-            # FFT's input valid, and the count takes a block off a cycle later; it gives a place
-            # back a cycle after the FIFO gave the block (`taken`: the FIFO sits by the FFT, far
-            # from the issue logic, and its level made a round trip: Fmax). i_x.ready is a
-            # register too, set when a place would be left even if this cycle's block came and
-            # no place were given back (the paths through the count were critical, Fmax).
-            # FFT_SLACK covers the round trip (FFT, the FIFO's write, its count on the issue
-            # side, its read, the credit).
-            m.submodules.spectra_fifo = spectra_fifo = fifo.SyncFIFO(
-                width=fft.o.p.shape().size, depth=fft.latency + self.FFT_SLACK)
-            credits = Signal(range(spectra_fifo.depth + 1), init=spectra_fifo.depth)
+            # blocks land in a ring buffer with room for every block in flight; `credits`
+            # counts the places neither in the ring nor on their way. i_x.valid comes from
+            # across the die (the accelerator's FIFO), so it only goes into a register
+            # (`accepted`) and the FFT's input valid, and the count takes a block off a cycle
+            # later; it gives a place back a cycle after the issue logic read the block
+            # (`taken`). i_x.ready is a register too, set when a place would be left even if
+            # this cycle's block came and no place were given back (the paths through the
+            # count were critical, Fmax). FFT_SLACK covers the round trip (FFT, the ring's
+            # write, its count on the issue side, its read, the credit).
+            #
+            # A ring, not a FIFO: a FIFO's level takes both its writes (here, by the FFT) and
+            # its reads (decided by the issue logic, across the die). The level's round trip,
+            # then the read enable's one crossing into it, were k = 8 builds' critical paths
+            # (11.3 ns, Fmax). The ring has no level: the FFT side owns the write place; the
+            # issue logic owns the read place and a count of the blocks, made from a register
+            # of the writes (`wrote`). The count lags the writes by a cycle, so the issue logic
+            # never reads a place before it is written.
+            depth = fft.latency + self.FFT_SLACK
+            m.submodules.spectra_ring = ring = memory.Memory(
+                shape=fft.o.p.shape(), depth=depth, init=[])
+            ring_w, ring_r = ring.write_port(), ring.read_port(domain="comb")
+            write_at, read_at = Signal(range(depth)), Signal(range(depth))
+            credits = Signal(range(depth + 1), init=depth)
             has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
-            accept, take = self.i_x.valid & has_credit, spectra_fifo.r_en & spectra_fifo.r_rdy
-            taken = Signal(name="taken")
+            accept, taken = self.i_x.valid & has_credit, Signal(name="taken")
+            wrote, stored = Signal(name="wrote"), Signal(range(depth + 1))
+            has_spectrum, read_spectrum, take = Signal(name="has_spectrum"), Signal(), Signal()
+            stored_next = stored + wrote - take
             m.d.sync += [accepted.eq(accept), taken.eq(take),
                          credits.eq(credits - accepted + taken),
-                         has_credit.eq(credits - accepted >= 2)]
+                         has_credit.eq(credits - accepted >= 2),
+                         wrote.eq(fft.o.valid), stored.eq(stored_next),
+                         has_spectrum.eq(stored_next != 0)]
             m.d.comb += [self.i_x.ready.eq(has_credit),
                          fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
-                         spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p)]
-            # The issue logic counts the FIFO's blocks itself, from a register of its writes,
-            # instead of reading its level: level -> r_rdy -> issue -> r_en -> level ran from
-            # the FIFO, by the FFT, to the issue logic and back (11.3 ns, 6.8 of it routing:
-            # a k = 8 build's critical path, Fmax). The count lags the level by a cycle, so
-            # it never reads an empty FIFO. The read enable still crosses the die once, into
-            # the level's update: on another placement that alone was as slow (11.3 ns).
-            wrote, stored = Signal(name="wrote"), Signal(range(spectra_fifo.depth + 1))
-            has_spectrum, read_spectrum = Signal(name="has_spectrum"), Signal()
-            m.d.comb += spectra_fifo.r_en.eq(read_spectrum & has_spectrum)
-            stored_next = stored + wrote - spectra_fifo.r_en
-            m.d.sync += [wrote.eq(fft.o.valid), stored.eq(stored_next),
-                         has_spectrum.eq(stored_next != 0)]
-            spectrum = data.View(fft.o.p.shape(), spectra_fifo.r_data)      # the FIFO's head
+                         ring_w.en.eq(fft.o.valid), ring_w.addr.eq(write_at),
+                         ring_w.data.eq(fft.o.p),
+                         take.eq(read_spectrum & has_spectrum), ring_r.addr.eq(read_at)]
+            with m.If(fft.o.valid):
+                m.d.sync += write_at.eq(Mux(write_at == depth - 1, 0, write_at + 1))
+            with m.If(take):
+                m.d.sync += read_at.eq(Mux(read_at == depth - 1, 0, read_at + 1))
+            spectrum = ring_r.data      # the oldest block
             spectrum_valid = has_spectrum
         else:
             # A small FFT (two stages at most) stalls with the MACs: its stall reaches few
