@@ -77,9 +77,10 @@ class BlockCirculantEngine(wiring.Component):
     cfg = property(lambda self: self._cfg)
 
     # Issue -> S0 (read addresses) -> S1 (memory reads) -> S1b (operand registers) -> S2
-    # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> accumulate.
-    MAC_DEPTH = 7
-    FFT_SLACK = 5       # the spectra ring's places beyond the FFT's latency
+    # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> S5
+    # (accumulators) -> the result bank.
+    MAC_DEPTH = 8
+    FFT_SLACK = 6       # the spectra ring's places beyond the FFT's latency
     FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
@@ -102,14 +103,15 @@ class BlockCirculantEngine(wiring.Component):
             # enables: the stall fanned out to every register of the pipeline and, through
             # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
             # blocks land in a ring buffer with room for every block in flight; `credits`
-            # counts the places neither in the ring nor on their way. i_x.valid comes from
-            # across the die (the accelerator's FIFO), so it only goes into a register
-            # (`accepted`) and the FFT's input valid, and the count takes a block off a cycle
-            # later; it gives a place back a cycle after the issue logic read the block
-            # (`taken`). i_x.ready is a register too, set when a place would be left even if
+            # counts the places neither in the ring nor on their way. The input block comes
+            # from across the die (the accelerator's FIFO), so it enters the FFT from
+            # registers (`accepted`, `block`: the route and the FFT's first adds in one
+            # cycle were among the k = 16 design's late paths, Fmax), and the count takes a
+            # block off when it is in them; it gives a place back a cycle after the issue
+            # logic read the block (`taken`). i_x.ready is a register too, set when a place would be left even if
             # this cycle's block came and no place were given back (the paths through the
-            # count were critical, Fmax). FFT_SLACK covers the round trip (FFT, the ring's
-            # write, its count on the issue side, its read, the credit).
+            # count were critical, Fmax). FFT_SLACK covers the round trip (the input registers,
+            # the FFT, the ring's write, its count on the issue side, its read, the credit).
             #
             # A ring, not a FIFO: a FIFO's level takes both its writes (here, by the FFT) and
             # its reads (decided by the issue logic, across the die). The level's round trip,
@@ -126,16 +128,22 @@ class BlockCirculantEngine(wiring.Component):
             credits = Signal(range(depth + 1), init=depth)
             has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
             accept, taken = self.i_x.valid & has_credit, Signal(name="taken")
+            block = Signal.like(self.i_x.p, name="block")
             wrote, stored = Signal(name="wrote"), Signal(range(depth + 1))
             has_spectrum, read_spectrum, take = Signal(name="has_spectrum"), Signal(), Signal()
-            stored_next = stored + wrote - take
-            m.d.sync += [accepted.eq(accept), taken.eq(take),
+            # The read decision (`take`, from the issue logic) only selects between values
+            # made from registers: take -> count -> has_spectrum through a carry chain was a
+            # k = 8 build's critical path (10.6 ns, Fmax).
+            stored_plus = Signal.like(stored)
+            m.d.comb += stored_plus.eq(stored + wrote)
+            m.d.sync += [accepted.eq(accept), block.eq(self.i_x.p), taken.eq(take),
                          credits.eq(credits - accepted + taken),
                          has_credit.eq(credits - accepted >= 2),
-                         wrote.eq(fft.o.valid), stored.eq(stored_next),
-                         has_spectrum.eq(stored_next != 0)]
+                         wrote.eq(fft.o.valid),
+                         stored.eq(Mux(take, stored_plus - 1, stored_plus)),
+                         has_spectrum.eq((stored_plus >= 2) | (stored_plus != 0) & ~take)]
             m.d.comb += [self.i_x.ready.eq(has_credit),
-                         fft.i.valid.eq(accept), fft.i.p.eq(self.i_x.p), fft.o.ready.eq(1),
+                         fft.i.valid.eq(accepted), fft.i.p.eq(block), fft.o.ready.eq(1),
                          ring_w.en.eq(fft.o.valid), ring_w.addr.eq(write_at),
                          ring_w.data.eq(fft.o.p),
                          take.eq(read_spectrum & has_spectrum), ring_r.addr.eq(read_at)]
@@ -249,22 +257,23 @@ class BlockCirculantEngine(wiring.Component):
         m.d.sync += [weights[lane][c].eq(rd.data[i])
                      for lane, cols, rd, *_ in weight_slices for i, c in enumerate(cols)]
         tokens = [(s0_valid, s0_first, s0_last, s0_lanes)]     # (valid, first, last, lanes)
-        for stage in ("s1", "s1b", "s2", "s3", "s4"):
+        for stage in ("s1", "s1b", "s2", "s3", "s4", "s5"):
             token = (Signal(name=f"{stage}_valid"), Signal(name=f"{stage}_first"),
                      Signal(name=f"{stage}_last"), Signal.like(s0_lanes, name=f"{stage}_lanes"))
             m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
             tokens.append(token)
-        s4_valid, s4_first, s4_last, s4_lanes = tokens[-1]
-        # the accumulators and the result bank read the last token from copies, one per 4 of
-        # the L*k words (hw/hints.py): one register drove every accumulator's select and
-        # enable and every bank word's load (Fmax)
-        s3_valid, s3_first, s3_last, _ = tokens[-2]
-        word_tokens = lane_copies(registers(m), "s4_token", [s3_valid, s3_first, s3_last],
-                                  L * k)
+        s3_valid, s3_first, s3_last, _ = tokens[-3]
+        s4_valid, _, s4_last, _ = tokens[-2]
+        s5_valid, _, s5_last, s5_lanes = tokens[-1]
+        # the accumulators and the result bank read the token from copies, one per 4 of the
+        # L*k words (hw/hints.py): one register drove every accumulator's select and enable
+        # and every bank word's load (Fmax)
+        word_tokens = lane_copies(registers(m), "s4_token", [s3_valid, s3_first], L * k)
+        bank_loads = lane_copies(registers(m), "s5_token", [s4_valid & s4_last], L * k)
 
         acc_shape = signed(cfg.acc_width)
         bank = [[Signal(acc_shape, name=f"bank{lane}_{n}") for n in range(k)] for lane in range(L)]
-        totals = [[] for _ in range(L)]     # a block's spectrum, on its last token
+        accs = [[] for _ in range(L)]       # a block's spectrum, after its last token
         bank_lanes = Signal(range(L + 1))
         for lane in range(L):
             w = weights[lane]
@@ -286,12 +295,10 @@ class BlockCirculantEngine(wiring.Component):
                 m.d.sync += s.eq(nx.sum_terms([r for _, r in products[n]],
                                               [(sign, i) for i, (sign, _) in enumerate(products[n])]))
                 a = Signal(acc_shape, name=f"acc{lane}_{n}")
-                total = Signal(acc_shape, name=f"total{lane}_{n}")
-                valid, first, _ = word_tokens[lane * k + n]
-                m.d.comb += total.eq(Mux(first, 0, a) + s)
+                valid, first = word_tokens[lane * k + n]
                 with m.If(valid):
-                    m.d.sync += a.eq(total)
-                totals[lane].append(total)
+                    m.d.sync += a.eq(Mux(first, 0, a) + s)
+                accs[lane].append(a)
 
         # -- result bank -> requantize -> IFFT, one lane per beat ----------------------------
         # The bank is a shift register towards lane 0, which alone feeds the IFFT: a group's
@@ -299,26 +306,30 @@ class BlockCirculantEngine(wiring.Component):
         # lane select fans out to every lane's k words (Fmax). It also shifts while empty
         # (garbage moves through), so it only holds while the IFFT stalls a block: in the
         # accelerator, whose output never stalls, the bank has no clock enable.
+        # A group's sums move from the accumulators to the bank a cycle after its last
+        # token (S5), not from the adder's output in the same cycle: the bank sits towards
+        # the IFFT, and carry chain and route in one cycle were among the k = 16 design's
+        # late paths (Fmax).
         sent = Signal(range(max(L, 2)))         # beats of this bank taken by the IFFT
         to_ifft_ready = Signal()
         bank_full_next = Signal()
         m.d.comb += bank_full_next.eq(
-            s4_valid & s4_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
+            s5_valid & s5_last | bank_full & ~(to_ifft_ready & (sent == bank_lanes - 1)))
         last_token_next = issue & last_j
         for valid, _, last, _ in tokens[:-1]:
             last_token_next |= valid & last
         m.d.sync += [bank_full.eq(bank_full_next),
                      bank_free.eq(~bank_full_next & ~last_token_next)]
         shift_bank = ~bank_full | to_ifft_ready
-        with m.If(s4_valid & s4_last):
-            m.d.sync += [bank_lanes.eq(s4_lanes), sent.eq(0)]
+        with m.If(s5_valid & s5_last):
+            m.d.sync += [bank_lanes.eq(s5_lanes), sent.eq(0)]
         with m.Elif(shift_bank & bank_full):
             m.d.sync += sent.eq(sent + 1)
         for lane in range(L):
             for n in range(k):
-                valid, _, last = word_tokens[lane * k + n]
-                with m.If(valid & last):
-                    m.d.sync += bank[lane][n].eq(totals[lane][n])
+                load, = bank_loads[lane * k + n]
+                with m.If(load):
+                    m.d.sync += bank[lane][n].eq(accs[lane][n])
                 with m.Elif(shift_bank):
                     if lane < L - 1:
                         m.d.sync += bank[lane][n].eq(bank[lane + 1][n])

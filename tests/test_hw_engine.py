@@ -67,7 +67,7 @@ def test_rtl_equals_model_on_ecp5(k, lanes, p, q, on_ecp5):
 
 
 def test_group_period_when_q_is_small():
-    """With q < L + MAC_DEPTH (7) a group of L output blocks takes L + MAC_DEPTH cycles: the
+    """With q < L + MAC_DEPTH (8) a group of L output blocks takes L + MAC_DEPTH cycles: the
     next group's last token waits until the result bank has taken this one and emptied, and
     no last token is on its way (docs/architecture.md)."""
     cfg = EngineConfig(k=8, lanes=2, max_q=4, weight_depth=64)
@@ -79,8 +79,8 @@ def test_group_period_when_q_is_small():
 
 
 def test_first_group_takes_a_block_a_cycle():
-    """In the first group the spectra come from the FFT, through its FIFO: one input block
-    a cycle, so eight more input blocks cost eight cycles (the FIFO's credits keep up)."""
+    """In the first group the spectra come from the FFT, through its ring: one input block
+    a cycle, so eight more input blocks cost eight cycles (the ring's credits keep up)."""
     cfg = EngineConfig(k=8, lanes=2, max_q=32, weight_depth=64)
 
     def cycles(q):
