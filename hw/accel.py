@@ -183,7 +183,8 @@ class Accelerator(wiring.Component):
             Host.WRITE_IMEM, Host.WRITE_CIRC, Host.WRITE_SPARSE, Host.WRITE_TABLE,
             Host.WRITE_SCALARS)}
         wcmd = cmd.p
-        if k * cfg.engine.lanes > LANES_PER_COPY:
+        wide = k * cfg.engine.lanes > LANES_PER_COPY
+        if wide:
             wcmd = Signal(cmd.p.shape(), name="host_write")
             staged = {kind_: Signal(name=f"host_{kind_.name.lower()}") for kind_ in writes}
             m.d.sync += [wcmd.eq(cmd.p)] + [staged[n].eq(v) for n, v in writes.items()]
@@ -280,8 +281,14 @@ class Accelerator(wiring.Component):
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
-        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle
-        m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
+        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle.
+        # A wide design's FIFO gives its head straight from LUT RAM: a buffered FIFO's
+        # output register loads when the engines take a word, and that enable, a function
+        # of their `ready`, reached 2 x k x data_width flip-flops across the die (the k = 16
+        # design's most numerous late inputs: Fmax); the engines register the words they
+        # take. A narrow one keeps its words in block RAM (the iCE40 has no LUT RAM).
+        m.submodules.inbox = inbox = (fifo.SyncFIFO if wide else fifo.SyncFIFOBuffered)(
+            width=2 * word, depth=8)
         to_send = Signal(13)               # beats the reader has still to send
         more, room = Signal(), Signal()    # to_send != 0; the FIFO has room for one more
         written = Signal(12)               # output blocks stored
