@@ -33,6 +33,7 @@ from circa.config import AccelConfig
 from circa.hw.circulant import BlockCirculantEngine
 from circa.hw.fft import narrow_hw
 from circa.hw.hints import LANES_PER_COPY, REPLICA, lane_copies, registers
+from circa.hw.ring import SplitFIFO
 from circa.hw.sparse import BlockSparseEngine
 from circa.hw.vector import VectorOp, VectorUnit
 
@@ -281,14 +282,6 @@ class Accelerator(wiring.Component):
 
         # reader -> FIFO -> engines
         word = k * cfg.engine.data_width
-        # 8 credits cover the round trip (address, read, FIFO, engine): one block a cycle.
-        # A wide design's FIFO gives its head straight from LUT RAM: a buffered FIFO's
-        # output register loads when the engines take a word, and that enable, a function
-        # of their `ready`, reached 2 x k x data_width flip-flops across the die (the k = 16
-        # design's most numerous late inputs: Fmax); the engines register the words they
-        # take. A narrow one keeps its words in block RAM (the iCE40 has no LUT RAM).
-        m.submodules.inbox = inbox = (fifo.SyncFIFO if wide else fifo.SyncFIFOBuffered)(
-            width=2 * word, depth=8)
         to_send = Signal(13)               # beats the reader has still to send
         more, room = Signal(), Signal()    # to_send != 0; the FIFO has room for one more
         written = Signal(12)               # output blocks stored
@@ -297,9 +290,24 @@ class Accelerator(wiring.Component):
         reading = Signal()
         m.d.comb += issue.eq(reading & more & room)
         # `more` and `room` are registers (they gate every read-address register: Fmax).
-        # `room` counts the FIFO's words and the read in flight as if the FIFO gave none
-        # this cycle, one cycle late: a word given frees its place a cycle later.
-        m.d.sync += room.eq(inbox.level + in_flight + issue < inbox.depth)
+        if wide:
+            # The FIFO keeps no level (hw/ring.py): its reads are decided by the engines,
+            # across the die from the scratchpad (the level's round trip was a k = 8
+            # build's critical path, Fmax), and it gives its head straight from LUT RAM (a
+            # buffered FIFO's output register loads on the engines' `ready`, an enable
+            # that reached 2 x k x data_width flip-flops: Fmax); the engines register the
+            # words they take. A block RAM read claims its place. LUT RAM is 16 words deep, so the
+            # depth is free, and covers the round trip (claim, read, write, count, take,
+            # credit): one block a cycle.
+            m.submodules.inbox = inbox = SplitFIFO(unsigned(2 * word), 16)
+            m.d.comb += [room.eq(inbox.can_claim), inbox.claim.eq(issue)]
+        else:
+            # A narrow design's FIFO keeps its words in block RAM (the iCE40 has no LUT
+            # RAM). 8 places cover the round trip (address, read, FIFO, engine); `room`
+            # counts the FIFO's words and the read in flight as if the FIFO gave none this
+            # cycle, one cycle late: a word given frees its place a cycle later.
+            m.submodules.inbox = inbox = fifo.SyncFIFOBuffered(width=2 * word, depth=8)
+            m.d.sync += room.eq(inbox.level + in_flight + issue < inbox.depth)
         # Read addresses from registers that step with the reads, set up in VERDICT (Fmax:
         # no adder or select between a counter and the block RAMs' address pins). Port a
         # reads a[0:m] then b[0:m2] (an MVM; `a_left` counts down to the switch) or a[0:n];

@@ -29,6 +29,7 @@ from circa.hw.dsp import product
 from circa.hw.fft import (RealFFT, RealIFFT, narrow_stages, pipeline_latency,
                           pipeline_register)
 from circa.hw.hints import REPLICA, lane_copies, registers
+from circa.hw.ring import SplitFIFO
 
 
 class BlockCirculantEngine(wiring.Component):
@@ -80,7 +81,7 @@ class BlockCirculantEngine(wiring.Component):
     # (the multipliers' operand registers) -> S3 (products) -> S4 (complex sums) -> S5
     # (accumulators) -> the result bank.
     MAC_DEPTH = 8
-    FFT_SLACK = 6       # the spectra ring's places beyond the FFT's latency
+    FFT_SLACK = 6       # the spectra FIFO's places beyond the FFT's latency
     FREE_RUNNING_FFT = 8    # from this k on, the FFT never stalls (a FIFO follows it)
 
     @property
@@ -102,57 +103,27 @@ class BlockCirculantEngine(wiring.Component):
             # The FFT never stalls (its output is always ready, so synthesis drops its clock
             # enables: the stall fanned out to every register of the pipeline and, through
             # i_x.ready, into the accelerator's FIFO, the k = 8 design's critical path). Its
-            # blocks land in a ring buffer with room for every block in flight; `credits`
-            # counts the places neither in the ring nor on their way. The input block comes
-            # from across the die (the accelerator's FIFO), so it enters the FFT from
-            # registers (`accepted`, `block`: the route and the FFT's first adds in one
-            # cycle were among the k = 16 design's late paths, Fmax), and the count takes a
-            # block off when it is in them; it gives a place back a cycle after the issue
-            # logic read the block (`taken`). i_x.ready is a register too, set when a place would be left even if
-            # this cycle's block came and no place were given back (the paths through the
-            # count were critical, Fmax). FFT_SLACK covers the round trip (the input registers,
-            # the FFT, the ring's write, its count on the issue side, its read, the credit).
-            #
-            # A ring, not a FIFO: a FIFO's level takes both its writes (here, by the FFT) and
-            # its reads (decided by the issue logic, across the die). The level's round trip,
-            # then the read enable's one crossing into it, were k = 8 builds' critical paths
-            # (11.3 ns, Fmax). The ring has no level: the FFT side owns the write place; the
-            # issue logic owns the read place and a count of the blocks, made from a register
-            # of the writes (`wrote`). The count lags the writes by a cycle, so the issue logic
-            # never reads a place before it is written.
-            depth = fft.latency + self.FFT_SLACK
-            m.submodules.spectra_ring = ring = memory.Memory(
-                shape=fft.o.p.shape(), depth=depth, init=[])
-            ring_w, ring_r = ring.write_port(), ring.read_port(domain="comb")
-            write_at, read_at = Signal(range(depth)), Signal(range(depth))
-            credits = Signal(range(depth + 1), init=depth)
-            has_credit, accepted = Signal(init=1, name="has_credit"), Signal(name="accepted")
-            accept, taken = self.i_x.valid & has_credit, Signal(name="taken")
+            # blocks land in a FIFO with room for every block in flight: the input claims a
+            # place when it takes a block. The FIFO keeps no level (hw/ring.py): the issue
+            # logic decides its reads far from the FFT. The input block comes from across the
+            # die (the accelerator's FIFO), so it enters the FFT from registers (`accepted`,
+            # `block`: the route and the FFT's first adds in one cycle were among the k = 16
+            # design's late paths, Fmax). FFT_SLACK covers the round trip (the input
+            # registers, the FFT, the write, the read side's count, the read, the credit).
+            m.submodules.spectra_fifo = spectra_fifo = SplitFIFO(
+                fft.o.p.shape(), fft.latency + self.FFT_SLACK)
+            accepted = Signal(name="accepted")
             block = Signal.like(self.i_x.p, name="block")
-            wrote, stored = Signal(name="wrote"), Signal(range(depth + 1))
-            has_spectrum, read_spectrum, take = Signal(name="has_spectrum"), Signal(), Signal()
-            # The read decision (`take`, from the issue logic) only selects between values
-            # made from registers: take -> count -> has_spectrum through a carry chain was a
-            # k = 8 build's critical path (10.6 ns, Fmax).
-            stored_plus = Signal.like(stored)
-            m.d.comb += stored_plus.eq(stored + wrote)
-            m.d.sync += [accepted.eq(accept), block.eq(self.i_x.p), taken.eq(take),
-                         credits.eq(credits - accepted + taken),
-                         has_credit.eq(credits - accepted >= 2),
-                         wrote.eq(fft.o.valid),
-                         stored.eq(Mux(take, stored_plus - 1, stored_plus)),
-                         has_spectrum.eq((stored_plus >= 2) | (stored_plus != 0) & ~take)]
-            m.d.comb += [self.i_x.ready.eq(has_credit),
+            read_spectrum = Signal()
+            m.d.sync += [accepted.eq(self.i_x.valid & spectra_fifo.can_claim),
+                         block.eq(self.i_x.p)]
+            m.d.comb += [self.i_x.ready.eq(spectra_fifo.can_claim),
+                         spectra_fifo.claim.eq(self.i_x.valid & spectra_fifo.can_claim),
                          fft.i.valid.eq(accepted), fft.i.p.eq(block), fft.o.ready.eq(1),
-                         ring_w.en.eq(fft.o.valid), ring_w.addr.eq(write_at),
-                         ring_w.data.eq(fft.o.p),
-                         take.eq(read_spectrum & has_spectrum), ring_r.addr.eq(read_at)]
-            with m.If(fft.o.valid):
-                m.d.sync += write_at.eq(Mux(write_at == depth - 1, 0, write_at + 1))
-            with m.If(take):
-                m.d.sync += read_at.eq(Mux(read_at == depth - 1, 0, read_at + 1))
-            spectrum = ring_r.data      # the oldest block
-            spectrum_valid = has_spectrum
+                         spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p),
+                         spectra_fifo.r_en.eq(read_spectrum)]
+            spectrum = spectra_fifo.r_data      # the oldest block
+            spectrum_valid = spectra_fifo.r_rdy
         else:
             # A small FFT (two stages at most) stalls with the MACs: its stall reaches few
             # registers, and on the iCE40 the FIFO would cost logic cells the LSTM needs.
