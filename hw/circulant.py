@@ -112,13 +112,13 @@ class BlockCirculantEngine(wiring.Component):
             # registers, the FFT, the write, the read side's count, the read, the credit).
             m.submodules.spectra_fifo = spectra_fifo = SplitFIFO(
                 fft.o.p.shape(), fft.latency + self.FFT_SLACK)
-            accepted = Signal(name="accepted")
+            accept, accepted = Signal(), Signal(name="accepted")
             block = Signal.like(self.i_x.p, name="block")
             read_spectrum = Signal()
-            m.d.sync += [accepted.eq(self.i_x.valid & spectra_fifo.can_claim),
-                         block.eq(self.i_x.p)]
+            m.d.sync += [accepted.eq(accept), block.eq(self.i_x.p)]
             m.d.comb += [self.i_x.ready.eq(spectra_fifo.can_claim),
-                         spectra_fifo.claim.eq(self.i_x.valid & spectra_fifo.can_claim),
+                         accept.eq(self.i_x.valid & spectra_fifo.can_claim),
+                         spectra_fifo.claim.eq(accept),
                          fft.i.valid.eq(accepted), fft.i.p.eq(block), fft.o.ready.eq(1),
                          spectra_fifo.w_en.eq(fft.o.valid), spectra_fifo.w_data.eq(fft.o.p),
                          spectra_fifo.r_en.eq(read_spectrum)]
@@ -233,7 +233,7 @@ class BlockCirculantEngine(wiring.Component):
                      Signal(name=f"{stage}_last"), Signal.like(s0_lanes, name=f"{stage}_lanes"))
             m.d.sync += [now.eq(before) for now, before in zip(token, tokens[-1])]
             tokens.append(token)
-        s3_valid, s3_first, s3_last, _ = tokens[-3]
+        s3_valid, s3_first, _, _ = tokens[-3]
         s4_valid, _, s4_last, _ = tokens[-2]
         s5_valid, _, s5_last, s5_lanes = tokens[-1]
         # the accumulators and the result bank read the token from copies, one per word
