@@ -296,9 +296,9 @@ class Accelerator(wiring.Component):
             # build's critical path, Fmax), and it gives its head straight from LUT RAM (a
             # buffered FIFO's output register loads on the engines' `ready`, an enable
             # that reached 2 x k x data_width flip-flops: Fmax); the engines register the
-            # words they take. A block RAM read claims its place. LUT RAM is 16 words deep, so the
-            # depth is free, and covers the round trip (claim, read, write, count, take,
-            # credit): one block a cycle.
+            # words they take. A block RAM read claims its place. LUT RAM is 16 words deep,
+            # so the depth is free; it covers the round trip (claim, read, write, count,
+            # take, credit): one block a cycle.
             m.submodules.inbox = inbox = SplitFIFO(unsigned(2 * word), 16)
             m.d.comb += [room.eq(inbox.can_claim), inbox.claim.eq(issue)]
         else:
