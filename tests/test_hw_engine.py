@@ -79,8 +79,8 @@ def test_group_period_when_q_is_small():
 
 
 def test_first_group_takes_a_block_a_cycle():
-    """In the first group the spectra come from the FFT, through its ring: one input block
-    a cycle, so eight more input blocks cost eight cycles (the ring's credits keep up)."""
+    """In the first group the spectra come from the FFT, through its FIFO (hw/ring.py): one
+    input block a cycle, so eight more input blocks cost eight cycles (its credits keep up)."""
     cfg = EngineConfig(k=8, lanes=2, max_q=32, weight_depth=64)
 
     def cycles(q):

@@ -16,10 +16,11 @@ def run(depth: int, read_chance: float, words: int, seed: int):
     """Claims whenever it may (and words are left), writes each claim PIPELINE cycles
     later, reads with ``read_chance``; returns (words read in order, cycles)."""
     dut = SplitFIFO(unsigned(16), depth)
-    got, cycles = [], []
+    got, cycle = [], 0
 
     async def bench(ctx):
-        rng, pending, claimed, cycle = random.Random(seed), [], 0, 0
+        nonlocal cycle
+        rng, pending, claimed = random.Random(seed), [], 0
         while len(got) < words:
             claim = ctx.get(dut.can_claim) and claimed < words
             write = bool(pending) and pending[0][0] == cycle
@@ -39,13 +40,12 @@ def run(depth: int, read_chance: float, words: int, seed: int):
                 assert claimed - len(got) <= depth
             await ctx.tick()
             cycle += 1
-        cycles.append(cycle)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return got, cycles[0]
+    return got, cycle
 
 
 @pytest.mark.parametrize("depth", [2, 3, 8, 16])
