@@ -374,8 +374,8 @@ def check_router(router: str, tmg_ripup: bool, pnr_minutes: float | None = None)
         raise ValueError("timing-driven rip-up (--tmg-ripup) is router2's: add --router router2")
     if tmg_ripup and pnr_minutes is None:
         progress.info("--tmg-ripup with no --pnr-minutes: on a placement it cannot time, "
-                      "router2 rips up until its 1,500th iteration, 15 minutes or more "
-                      "(docs/boards.md); 20 minutes suit a k = 8 design")
+                      "router2 rips up until its 1,500th iteration, 25 to 35 minutes for two "
+                      "k = 8 seeds side by side (docs/boards.md)")
 
 
 def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[int],
@@ -384,8 +384,11 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
     the ``inputs``), side by side, one per core: ``({seed: Fmax in MHz or None}, {seed: why
     it has none})``. A seed has none when it was stopped after ``minutes`` (with
     ``--tmg-ripup``, router2 rips up for timing until iteration 1,500 on a placement it
-    cannot time: 15 minutes or more at k = 8, docs/boards.md) or when nextpnr failed; one
+    cannot time: 25 to 35 minutes for two k = 8 seeds side by side, docs/boards.md; the
+    reason then says where router2 was, :func:`router_state`) or when nextpnr failed; one
     seed's failure does not stop the others."""
+    log = pnr[pnr.index("--log") + 1] if "--log" in pnr else "nextpnr.log"   # its own log
+
     def run(seed):
         where = out if len(seeds) == 1 else out / f"seed{seed}"
         where.mkdir(exist_ok=True)
@@ -393,7 +396,9 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
             shutil.copy(out / file, where / file)    # the tools read only their own folder
         try:
             run_tool([*pnr, "--seed", str(seed)], where, "nextpnr.log", minutes=minutes)
-        except RuntimeError as error:               # ToolTimeout too
+        except ToolTimeout as error:
+            return None, f"{error}{router_state(where / log)}"
+        except RuntimeError as error:
             lines = str(error).splitlines()         # its first line names the log
             cause = [line.strip() for line in lines[1:] if "ERROR" in line][-1:]
             return None, ": ".join([lines[0].rstrip(":")] + cause)
@@ -402,6 +407,26 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
         results = dict(zip(seeds, pool.map(run, seeds)))
     return ({n: fmax for n, (fmax, _) in results.items()},
             {n: why for n, (_, why) in results.items() if why})
+
+
+_ROUTER2_ITERATION = re.compile(r"iter=(\d+) .*?overused=(\d+)(?: .*?tmgfail=(\d+))?")
+
+
+def router_state(log: Path) -> str:
+    """Where router2 was when it was stopped, from the last iteration in its ``log``:
+    ``""`` if it logged none. A routing with no overused wire that is still ripped up for
+    timing is one router2 finishes by itself: it stops ripping up at iteration 1,500."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    last = next((found for line in reversed(lines)
+                 if (found := _ROUTER2_ITERATION.search(line))), None)
+    if last is None:
+        return ""
+    iteration, overused, failing = (int(n) if n else 0 for n in last.groups())
+    if overused == 0 and failing:
+        return (f"; router2 had a legal routing and was ripping it up for timing at "
+                f"iteration {iteration:,}, {failing} connections short of the target: it "
+                f"stops ripping up at iteration 1,500, so a longer --pnr-minutes finishes it")
+    return f"; router2 was at iteration {iteration:,} with {overused:,} overused wires"
 
 
 def xilinx_build(directory, *, out=None, baud: int | None = None) -> dict:

@@ -282,14 +282,16 @@ def test_a_tool_past_its_time_limit_is_stopped(tmp_path):
 
 def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
     """`circa build --seed 1 2 3 --pnr-minutes`: each seed in a folder of its own with
-    copies of the inputs; a seed stopped at the limit, or whose nextpnr failed, has no
-    Fmax and a reason, the others have theirs."""
+    copies of the inputs; a seed stopped at the limit (with where router2 was), or whose
+    nextpnr failed, has no Fmax and a reason, the others have theirs."""
     (tmp_path / "top.json").write_text("{}")
     fake_nextpnr = [sys.executable, "-c", (
         "import json, pathlib, sys, time\n"
         "assert pathlib.Path('top.json').exists()\n"
         "seed = sys.argv[sys.argv.index('--seed') + 1]\n"
-        "if seed == '1': time.sleep(60)\n"
+        "if seed == '1':\n"
+        "    print('Info:     iter=5 wires=9 overused=0 overuse=0 tmgfail=3', flush=True)\n"
+        "    time.sleep(60)\n"
         "if seed == '3': sys.exit('ERROR: Failed to route arc 0.0 of net x')\n"
         "json.dump({'utilization': {}, 'fmax': {'clk': {'achieved': 81.5}}},"
         " open('report.json', 'w'))")]
@@ -297,11 +299,33 @@ def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
                                            0.05, "ecp5", 100.0)
     assert fmax == {1: None, 2: 81.5, 3: None} and set(unrouted) == {1, 3}
     assert "did not finish in 0.05 minutes" in unrouted[1]
+    assert "ripping it up for timing at iteration 5, 3 connections short" in unrouted[1]
     assert unrouted[3].endswith(f"failed (log {tmp_path / 'seed3' / 'nextpnr.log'}): ERROR: "
                                 "Failed to route arc 0.0 of net x")
     assert (tmp_path / "seed2" / "report.json").exists()
     message = str(build.NotRouted(unrouted))
     assert "seed 1:" in message and "seed 3:" in message and "try another --seed" in message
+
+
+def test_a_stopped_seed_says_where_router2_was(tmp_path):
+    """A seed stopped by `--pnr-minutes` says what router2 was doing (its last iteration,
+    lines as nextpnr 0.11 logs them): still overused wires, or a legal routing it was
+    ripping up for timing, which it ends by itself at iteration 1,500."""
+    log = tmp_path / "top.tim"
+    assert build.router_state(log) == ""                         # no log
+    log.write_text("Info: Running router2...\n")
+    assert build.router_state(log) == ""                         # no iteration yet
+    log.write_text(
+        "Info:     iter=62 wires=492954 overused=637 overuse=638 tmgfail=1329 archfail=NA\n"
+        "Info:     iter=63 wires=493630 overused=606 overuse=606 tmgfail=1202 archfail=NA\n")
+    assert build.router_state(log) == "; router2 was at iteration 63 with 606 overused wires"
+    log.write_text("Info:     iter=1217 wires=470878 overused=0 overuse=0 tmgfail=23 "
+                   "archfail=NA\nInfo: Max frequency for clock 'clk': 70.75 MHz\n")
+    assert "legal routing" in build.router_state(log)
+    assert "iteration 1,217, 23 connections short" in build.router_state(log)
+    assert "longer --pnr-minutes" in build.router_state(log)
+    log.write_text("Info:     iter=17 wires=478008 overused=1177 overuse=1177 archfail=NA\n")
+    assert build.router_state(log).endswith("iteration 17 with 1,177 overused wires")
 
 
 def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
