@@ -88,7 +88,7 @@ class BlockCirculantEngine(wiring.Component):
     def latency(self) -> int:
         """Cycles from the last MAC issue to its output block leaving, with no stalls."""
         ifft = pipeline_latency(nx.irfft_plan(self._cfg.k, self._cfg.ifft_width))
-        return self.MAC_DEPTH + ifft + 9
+        return self.MAC_DEPTH + ifft + 7
 
     def model(self, x: np.ndarray, wf: np.ndarray, shift: int, out_shift: int) -> np.ndarray:
         """Bit-exact model, see :func:`model`."""
@@ -309,8 +309,8 @@ class BlockCirculantEngine(wiring.Component):
         # per group of words (hw/hints.py), a cycle behind the latch, long before the first
         # block arrives (one register for all was the k = 16 design's critical path: Fmax).
         shifts = lane_copies(registers(m), "shifts", [shift, out_shift], k)
-        # Each run-time narrowing takes four registered steps (hw/fft.py: the shift by 8s,
-        # the rest of it, the rounding, the saturation), so that no path holds a whole
+        # Each run-time narrowing takes three registered steps (hw/fft.py: the shift by 8s,
+        # the rest of it with the rounding, the saturation), so that no path holds a whole
         # barrel shifter and a carry chain (or a butterfly, or the writer) (Fmax).
         to_ifft_valid, to_ifft, _ = narrow_stages(
             m, "to_ifft", bank_full, to_ifft_ready, ifft.i.ready, bank[0],

@@ -39,56 +39,45 @@ def narrow_hw(v, s: int, width: int):
 
 
 # :func:`circa.numerics.narrow` by a run-time shift ``s`` (round half up, saturate) is
-# ``saturate_rounded(round_fine(shift_fine(shift_coarse(v, s), s, width), width), width)``,
-# steps with room for a register between each: ``round_shift(v, s) == (((v << 1) >> s) +
-# 1) >> 1`` for every ``s >= 0``, so one barrel shifter serves, with no special case for
-# ``s == 0``. It shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer
-# each for a 6-bit shift); the rounding adder and the saturation have steps of their own
-# (a barrel shifter behind its shift's fanout, a wide rounding adder followed by the
-# saturation, and the second shift followed by the rounding adder were critical paths:
-# Fmax). The vector unit takes the middle two in one step (:func:`shift_round`).
+# ``saturate_rounded(shift_round(shift_coarse(v, s), s, width), width)``, three steps so
+# that a register can sit between each: ``round_shift(v, s) == (((v << 1) >> s) + 1) >> 1``
+# for every ``s >= 0``, so one barrel shifter serves, with no special case for ``s == 0``.
+# It shifts by ``s``'s multiple of 8 and then by the rest (an 8-way multiplexer each for a
+# 6-bit shift), the rounding adder follows the second, and the saturation has a step of its
+# own (a barrel shifter behind its shift's fanout, and a wide rounding adder followed by the
+# saturation, were critical paths: Fmax).
 #
 # The rounding adder is only ``width + 2`` bits wide, not the sum's 40 or so: with
 # ``t = (v << 1) >> s``, a ``t`` outside ``signed(width + 1)`` gives ``(t + 1) >> 1``
-# outside ``signed(width)``, which saturates by ``t``'s sign alone; so the rounding is
-# added to ``t``'s low ``width + 1`` bits, and the fine shift flags whether ``t`` fits them
-# (a sign-extension test, a few LUTs deep; the 42-bit carry chain before the IFFT ended 84
-# of the 407 paths within 1 ns of the k = 8 design's clock: Fmax).
+# outside ``signed(width)``, which saturates by ``t``'s sign alone; so the second step adds
+# the rounding to ``t``'s low ``width + 1`` bits and flags, beside the adder, whether ``t``
+# fits them (a sign-extension test, a few LUTs deep; the 42-bit carry chain before the IFFT
+# ended 84 of the 407 paths within 1 ns of the k = 8 design's clock: Fmax).
 
 def shift_coarse(v, s):
     """First step of a run-time narrowing: ``(v << 1) >> (s & ~7)``."""
     return (v << 1) >> Cat(C(0, 3), s[3:])
 
 
-def shift_fine(v, s, width: int):
-    """Second step: the rest of the shift, ``t = v >> (s & 7)``, kept as its low
-    ``width + 1`` bits with a flag for whether ``t`` fits them and ``t``'s sign:
-    ``Cat(short, fits, negative)``, ``width + 3`` bits, for :func:`round_fine`."""
+def shift_round(v, s, width: int):
+    """Second step: the rest of the shift and the rounding, ``((v >> (s & 7)) + 1) >> 1``,
+    on the low ``width + 1`` bits only: ``Cat(rounded, fits, negative)``, ``width + 3``
+    bits, for :func:`saturate_rounded`."""
     t = v >> s[:3]
-    if not t.shape().signed:
-        t = Cat(t, C(0, 1)).as_signed()
     if t.shape().width <= width + 1:
-        short, fits = t.as_signed(), C(1, 1)
+        short, fits = t, C(1, 1)
     else:
         short, top = t[:width + 1].as_signed(), t[width:]
-        fits = top.all() | ~top.any()
-    return Cat(short, t[-1].replicate(width + 1 - len(short)), fits, t[-1])
-
-
-def round_fine(r, width: int):
-    """Third step: the rounding, ``(short + 1) >> 1`` (it fits ``signed(width + 1)``), with
-    the flags passed on: ``Cat(rounded, fits, negative)``, for :func:`saturate_rounded`."""
-    rounded = (r[:width + 1].as_signed() + 1) >> 1
-    return Cat(rounded[:width + 1], r[width + 1:width + 3])
-
-
-def shift_round(v, s, width: int):
-    """:func:`shift_fine` and :func:`round_fine` in one step."""
-    return round_fine(shift_fine(v, s, width), width)
+        fits = (top.all() | ~top.any()) if t.shape().signed else ~top.any()
+    negative = t[-1] if t.shape().signed else C(0, 1)
+    rounded = (short + 1) >> 1          # signed(width + 1) holds it; narrower if t is
+    top_bit = rounded[-1] if rounded.shape().signed else C(0, 1)
+    extend = top_bit.replicate(max(0, width + 1 - len(rounded)))
+    return Cat(Cat(rounded, extend)[:width + 1], fits, negative)
 
 
 def saturate_rounded(r, width: int):
-    """Last step: :func:`round_fine`'s result saturated to ``signed(width)``."""
+    """Third step: :func:`shift_round`'s result saturated to ``signed(width)``."""
     lo, hi = nx.signed_range(width)
     value, fits, negative = r[:width + 1].as_signed(), r[width + 1], r[width + 2]
     return Mux(fits, saturate(value, width), Mux(negative, lo, hi))
@@ -108,27 +97,23 @@ def pipeline_register(m, name, valid, ready_up, ready_down, values):
 
 def narrow_stages(m, name, valid, ready_up, ready_down, values, shifts, width: int):
     """A run-time narrowing on a valid/ready stream, ``narrow(v, s, width)`` of each value by
-    its shift (sampled with each beat), in four registered steps: :func:`shift_coarse`,
-    :func:`shift_fine`, :func:`round_fine`, :func:`saturate_rounded`. Returns
-    ``(valid_out, values, inner_valid)``, the last high while a beat is in the first three
-    registers (for a drain condition); latency four cycles, one beat a cycle."""
-    ready_fine, ready_round, ready_sat = (Signal(name=f"{name}_{step}_ready")
-                                          for step in ("fine", "round", "sat"))
+    its shift (sampled with each beat), in three registered steps: :func:`shift_coarse`,
+    :func:`shift_round`, :func:`saturate_rounded`. Returns ``(valid_out, values,
+    inner_valid)``, the last high while a beat is in the first two registers (for a drain
+    condition); latency three cycles, one beat a cycle."""
+    ready_round, ready_sat = Signal(name=f"{name}_round_ready"), Signal(name=f"{name}_ready")
     # the rest of each shift travels with the beat: the second step reads a register of its
     # own stage, not the far-away source of the shift (a critical path at k = 8: Fmax)
     coarse_valid, staged = pipeline_register(
-        m, f"{name}_coarse", valid, ready_up, ready_fine,
+        m, f"{name}_coarse", valid, ready_up, ready_round,
         [shift_coarse(v, s) for v, s in zip(values, shifts)] + [s[:3] for s in shifts])
     coarse, rest = staged[:len(values)], staged[len(values):]
-    fine_valid, fine = pipeline_register(
-        m, f"{name}_fine", coarse_valid, ready_fine, ready_round,
-        [shift_fine(v, s, width) for v, s in zip(coarse, rest)])
     rounded_valid, rounded = pipeline_register(
-        m, f"{name}_rounded", fine_valid, ready_round, ready_sat,
-        [round_fine(v, width) for v in fine])
+        m, f"{name}_rounded", coarse_valid, ready_round, ready_sat,
+        [shift_round(v, s, width) for v, s in zip(coarse, rest)])
     out_valid, out = pipeline_register(m, name, rounded_valid, ready_sat, ready_down,
                                        [saturate_rounded(v, width) for v in rounded])
-    return out_valid, out, coarse_valid | fine_valid | rounded_valid
+    return out_valid, out, coarse_valid | rounded_valid
 
 
 def pipeline_latency(plan: list) -> int:

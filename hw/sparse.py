@@ -22,7 +22,7 @@ Dataflow (one ``r x c`` block per cycle, a stall-all pipeline after the walk's i
 
 Because entries are row-major, output block ``i`` (block rows ``i*k/r .. (i+1)*k/r - 1``)
 is complete as soon as an entry of a later block row reaches the accumulators (or the
-walk ends); it is then narrowed (four registered steps) and the accumulators restart.
+walk ends); it is then narrowed (three registered steps) and the accumulators restart.
 So the engine needs only ``k`` accumulators whatever the matrix size.
 """
 from __future__ import annotations
@@ -220,11 +220,11 @@ class BlockSparseEngine(wiring.Component):
     Latency and throughput
     ----------------------
     The input blocks are buffered first (one per cycle), then the ``nnz`` entries are walked
-    one per cycle. Without stalls an MVM takes ``q + nnz + 9 + E`` cycles, where ``E`` is
+    one per cycle. Without stalls an MVM takes ``q + nnz + 8 + E`` cycles, where ``E`` is
     the number of output blocks with no entry (each costs a cycle to emit; if the first
     entry is past output block 0, one of the leading empty blocks is emitted for free), or
-    ``q + p + 4`` if ``nnz == 0``; ``mac_cycles == nnz``. The 9 are the pipeline (4), the
-    last block's emission and the four narrowing registers. Emitting a block otherwise overlaps
+    ``q + p + 3`` if ``nnz == 0``; ``mac_cycles == nnz``. The 8 are the pipeline (4), the
+    last block's emission and the three narrowing registers. Emitting a block otherwise overlaps
     the accumulation of the next block's first entry, so a dense layer runs at one block
     per cycle. Multipliers: ``r * c``, operands
     ``data_width x weight_width`` bits (both at most 18).
@@ -282,10 +282,10 @@ class BlockSparseEngine(wiring.Component):
         index = np.asarray(index)
         nnz = int(index[base, 0])
         if nnz == 0:
-            return q + p + 4
+            return q + p + 3
         out_blocks = index[base + 1:base + 1 + nnz, 0] // (k // r)
         empty = p - len(np.unique(out_blocks))
-        return q + nnz + 9 + empty - (1 if out_blocks[0] > 0 else 0)
+        return q + nnz + 8 + empty - (1 if out_blocks[0] > 0 else 0)
 
     def elaborate(self, platform):
         cfg, k = self._cfg, self._cfg.k
@@ -438,7 +438,7 @@ class BlockSparseEngine(wiring.Component):
             with m.Elif(hit):
                 m.d.sync += acc[n].eq(acc[n] + sums[i])
 
-        # Narrowing in four registered steps: the barrel shift in two, round, saturate.
+        # Narrowing in three registered steps: the barrel shift in two, round and saturate.
         out_valid, outs, narrowing = narrow_stages(m, "out", emit, room, self.o_y.ready,
                                                    acc, [shift] * k, e.data_width)
         m.d.comb += [self.o_y.valid.eq(out_valid)] + [self.o_y.p[n].eq(v)
