@@ -374,7 +374,7 @@ def check_router(router: str, tmg_ripup: bool, pnr_minutes: float | None = None)
         raise ValueError("timing-driven rip-up (--tmg-ripup) is router2's: add --router router2")
     if tmg_ripup and pnr_minutes is None:
         progress.info("--tmg-ripup with no --pnr-minutes: on a placement it cannot time, "
-                      "router2 rips up until its 1,500th iteration, 25 to 35 minutes for two "
+                      "router2 rips up until its 1,500th iteration, 30 to 40 minutes for two "
                       "k = 8 seeds side by side (docs/boards.md)")
 
 
@@ -384,7 +384,7 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
     the ``inputs``), side by side, one per core: ``({seed: Fmax in MHz or None}, {seed: why
     it has none})``. A seed has none when it was stopped after ``minutes`` (with
     ``--tmg-ripup``, router2 rips up for timing until iteration 1,500 on a placement it
-    cannot time: 25 to 35 minutes for two k = 8 seeds side by side, docs/boards.md; the
+    cannot time: 30 to 40 minutes for two k = 8 seeds side by side, docs/boards.md; the
     reason then says where router2 was, :func:`router_state`) or when nextpnr failed; one
     seed's failure does not stop the others."""
     log = pnr[pnr.index("--log") + 1] if "--log" in pnr else "nextpnr.log"   # its own log
