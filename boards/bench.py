@@ -2,7 +2,7 @@
 
 For each block size k: an LSTM (153 inputs as in ESE, 256 cells, projection 128; random
 weights, since timing and resources do not depend on their values) is compiled with
-``32 / k`` lanes (the same MAC multipliers for every k), its memories fitted to the
+``32 / k`` lanes unless told (the same MAC multipliers for every k), its memories fitted to the
 Program, and built with ``circa build``. Figures come from nextpnr's report (for the
 ``kcu105``: yosys ``synth_xilinx`` cell counts, no place-and-route, no Fmax).
 
@@ -25,7 +25,8 @@ from circa.boards import build
 GOAL_MHZ = 100.0
 
 
-def program_dir(k: int, root: Path, vector_width: int | None = None) -> Path:
+def program_dir(k: int, root: Path, vector_width: int | None = None,
+                lanes: int | None = None) -> Path:
     import numpy as np
     import torch
     from torch import nn
@@ -38,7 +39,7 @@ def program_dir(k: int, root: Path, vector_width: int | None = None) -> Path:
     schemes = compress.plan(model, f"circulant:{k}", k)
     model = compress.compress(model, schemes, torch.as_tensor(x, dtype=torch.float32),
                               train=False)
-    cfg = accel_config(k=k, lanes=max(1, 32 // k),
+    cfg = accel_config(k=k, lanes=max(1, 32 // k) if lanes is None else lanes,
                        vector_width=min(vector_width, k) if vector_width else None)
     _, program = quantize_and_schedule(model, schemes, cfg, x)
     _, program = quantize_and_schedule(model, schemes, fitted_config(cfg, program), x)
@@ -50,20 +51,21 @@ def program_dir(k: int, root: Path, vector_width: int | None = None) -> Path:
 def run(ks=(8, 16), board: str = "ulx3s-85f", freq_mhz: float | None = GOAL_MHZ,
         router: str = "router1", tmg_ripup: bool = False, seeds=(1,),
         pnr_minutes: float | None = None, vector_width: int | None = None,
-        timing_margin: float = 0) -> dict:
+        timing_margin: float = 0, lanes: int | None = None) -> dict:
     """One synthesis per block size, placed and routed with each nextpnr seed (a seed sweep,
     side by side: placement alone moves the large designs' Fmax by 10 MHz or more,
     docs/fmax-history.md); a row per seed. The seeds share one netlist, so their utilisation is
     the same; the late inputs are the fastest seed's, the seconds the whole sweep's. A seed
     stopped after ``pnr_minutes``, or whose nextpnr failed, gives a row with no figures and
     its ``error``. ``vector_width``: words the vector unit takes a cycle (at most k);
+    ``lanes``: output blocks in parallel (default ``32 / k``);
     ``timing_margin``: see :func:`circa.boards.build.build`."""
     build.check_router(router, tmg_ripup, pnr_minutes)
     seeds, rows = list(dict.fromkeys(seeds)), []
     with tempfile.TemporaryDirectory(prefix="circa-bench-fpga-") as tmp:
         for k in ks:
             with progress.step(f"Compiling the k = {k} LSTM"):
-                directory = program_dir(k, Path(tmp), vector_width)
+                directory = program_dir(k, Path(tmp), vector_width, lanes)
             stopped = {"k": k, "board": board, "fmax_mhz": None, "target_mhz": freq_mhz}
             try:
                 report = build.build(directory, board, freq_mhz=freq_mhz, router=router,

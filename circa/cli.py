@@ -84,7 +84,7 @@ def _bench_fpga(args) -> tuple[dict, str, bool]:
     report = bench.run(ks=args.k, board=args.board, freq_mhz=args.freq or bench.GOAL_MHZ,
                        router=args.router, tmg_ripup=args.tmg_ripup, seeds=args.seed,
                        pnr_minutes=args.pnr_minutes, vector_width=args.vector_width,
-                       timing_margin=args.timing_margin)
+                       timing_margin=args.timing_margin, lanes=args.lanes)
     return report, bench.render(report), True
 
 
@@ -221,6 +221,8 @@ def parser() -> argparse.ArgumentParser:
         "(--board kcu105: yosys UltraScale figures only). Large builds: tens of minutes each."))
     fpga.add_argument("--k", type=int, nargs="+", default=[8, 16])
     fpga.add_argument("--board", default=DEFAULT)
+    fpga.add_argument("--lanes", type=int, help="output blocks in parallel (default 32 / k: "
+                      "the same MAC multipliers for every k)")
     fpga.add_argument("--vector-width", type=int, metavar="WORDS",
                       help="words the vector unit takes a cycle (default k)")
     fpga.add_argument("--freq", type=float, metavar="MHZ",

@@ -10,6 +10,7 @@ from circa.cli import main
     (["demo", "--k", "12"], "FFT size k must be a power of 2 from 2 to 64, not 12"),
     (["demo", "--lanes", "0"], "lanes must be an integer from 1 to 64, not 0"),
     (["bench", "--k", "3"], "FFT size k must be a power of 2 from 2 to 64, not 3"),
+    (["bench-fpga", "--k", "16", "--lanes", "0"], "lanes must be an integer from 1 to 64, not 0"),
 ])
 def test_bad_parameters_exit_2_with_message(argv, message, capsys):
     assert main(argv) == 2
@@ -40,12 +41,13 @@ def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     sweep, with a row per seed, clocked at the 100 MHz goal unless --freq says otherwise;
     the late inputs are the kept seed's; rip-up with no time limit gets a note."""
     from circa.boards import bench, build
-    calls = []
+    calls, programs = [], []
 
     def fake_build(directory, board, *, seed, freq_mhz, router, tmg_ripup, **_):
         calls.append((seed, freq_mhz, router, tmg_ripup))
         return fpga_report(board, {n: 60.0 + n for n in seed})
-    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width: root)
+    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width, lanes:
+                        programs.append((k, vector_width, lanes)) or root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "16", "--seed", "1", "2", "--router", "router2",
                  "--tmg-ripup"]) == 0
@@ -56,9 +58,11 @@ def test_bench_fpga_places_one_synthesis_with_each_seed(monkeypatch, capsys):
     assert [(r[1], r[3]) for r in rows] == [("1", "61.0"), ("2", "62.0")]
     assert "k = 8: 2 of 2 seeds routed, Fmax 61.0 to 62.0 MHz, median 61.5" in out
 
-    assert main(["bench-fpga", "--k", "8", "--seed", "1", "--json"]) == 0
+    assert main(["bench-fpga", "--k", "16", "--seed", "1", "--lanes", "1", "--vector-width",
+                 "4", "--json"]) == 0
     row, = json.loads(capsys.readouterr().out)["rows"]
     assert row["fmax_mhz"] == 61.0 and row["late_endpoints"] == ["x"]
+    assert programs == [(8, None, None), (16, None, None), (16, 4, 1)]
 
     assert main(["bench-fpga", "--k", "8", "--router", "router2", "--tmg-ripup",
                  "--pnr-minutes", "20"]) == 0
@@ -86,7 +90,7 @@ def test_a_build_past_its_time_limit_is_a_row_not_a_crash(monkeypatch, capsys):
         return {**fpga_report(board, {1: None, 2: 80.5}),
                 "nextpnr": {"seed": 2, "fmax_by_seed": {1: None, 2: 80.5},
                             "unrouted": {1: "nextpnr failed (log y): ERROR: Failed to route"}}}
-    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width: root)
+    monkeypatch.setattr(bench, "program_dir", lambda k, root, vector_width, lanes: root)
     monkeypatch.setattr(build, "build", fake_build)
     assert main(["bench-fpga", "--k", "8", "--seed", "1", "2", "--pnr-minutes", "30"]) == 0
     out = capsys.readouterr().out
