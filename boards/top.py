@@ -2,8 +2,8 @@
 
 ::
 
-    uart.rx ─► sync ─► UARTRx ─► FIFO ─► HostBridge ─► link ─► Accelerator.host_cmd
-    uart.tx ◄───────── UARTTx ◄─ slice ◄─ HostBridge ◄─ link ◄─ Accelerator.host_rsp
+    uart.rx ─► sync ─► UARTRx ─► FIFO ─► HostBridge ─► slice ─► Accelerator.host_cmd
+    uart.tx ◄───────── UARTTx ◄─ slice ◄─ HostBridge ◄─ slice ◄─ Accelerator.host_rsp
     leds    ◄─ done, error, heartbeat
 
 :class:`BoardCore` is everything but the pins and the clock (simulated as it is under
@@ -11,13 +11,12 @@ cocotb); :class:`BoardTop` adds the board's clock, a PLL to ``freq_hz``, and the
 """
 
 from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
-                          ResetSignal, Signal)
+                          ResetSignal, Signal, Value)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
 from circa.boards import protocol as proto
 from circa.boards.bridge import HostBridge
-from circa.boards.link import HostLink
 from circa.boards.uart import UARTRx, UARTTx
 from circa.config import AccelConfig
 from circa.hw.accel import Accelerator, host_data_width
@@ -25,9 +24,8 @@ from circa.hw.accel import Accelerator, host_data_width
 
 class BoardCore(wiring.Component):
     """UART pins to the accelerator. ``divisor`` = clock / baud; ``timeout`` in cycles ends a
-    frame whose sender went quiet (default: 100 byte times); ``slices``: registers around
-    the bridge (a :class:`~circa.boards.link.HostLink` and a slice before the transmitter,
-    for Fmax on large designs)."""
+    frame whose sender went quiet (default: 100 byte times); ``slices``: register slices
+    around the bridge (two host words of flip-flops each way, for Fmax on large designs)."""
     rx: In(1, init=1)
     tx: Out(1, init=1)
     done: Out(1)
@@ -53,24 +51,20 @@ class BoardCore(wiring.Component):
         m.submodules.rx_sync = cdc.FFSynchronizer(self.rx, uart_rx.rx, init=1)
         wiring.connect(m, uart_rx.bytes, rx_fifo.w_stream)
         wiring.connect(m, rx_fifo.r_stream, bridge.rx)
-        # Between the bridge (by the UART pins) and the host port (across the die): a link
-        # of plain registers with a toggle handshake (boards/link.py), and a register slice
-        # (a two-word FIFO: every output, `ready` too, from a register) before the
-        # transmitter, whose `ready` reached the CRC and the response register (Fmax).
+        # Register slices (two-word FIFOs: every output, `ready` too, from a register) around
+        # the bridge: it sits by the UART pins, the host port's words come from the
+        # scratchpad's lanes across the die, and the response register's loads and the CRC
+        # behind the transmitter's `ready` were the k = 16 design's latest inputs (Fmax).
         # Commands and responses keep their order, so the host sees no difference.
-        if self._slices:
-            m.submodules.link = link = HostLink(bridge.cmd.payload.shape(),
-                                                bridge.rsp.payload.shape())
-            m.submodules.tx_slice = tx_slice = fifo.SyncFIFOBuffered(width=8, depth=2)
-            for source, sink in ((bridge.cmd, link.cmd), (link.host_cmd, accel.host_cmd),
-                                 (accel.host_rsp, link.host_rsp), (link.rsp, bridge.rsp),
-                                 (bridge.tx, tx_slice.w_stream),
-                                 (tx_slice.r_stream, uart_tx.bytes)):
-                wiring.connect(m, source, sink)
-        else:
-            wiring.connect(m, bridge.cmd, accel.host_cmd)
-            wiring.connect(m, accel.host_rsp, bridge.rsp)
-            wiring.connect(m, bridge.tx, uart_tx.bytes)
+        for name, source, sink in (("cmd_slice", bridge.cmd, accel.host_cmd),
+                                   ("rsp_slice", accel.host_rsp, bridge.rsp),
+                                   ("tx_slice", bridge.tx, uart_tx.bytes)):
+            if self._slices:
+                m.submodules[name] = stage = fifo.SyncFIFOBuffered(
+                    width=len(Value.cast(source.payload)), depth=2)
+                wiring.connect(m, source, stage.w_stream)
+                source = stage.r_stream
+            wiring.connect(m, source, sink)
         m.d.comb += [self.tx.eq(uart_tx.tx), self.done.eq(accel.done),
                      self.error.eq(accel.error)]
         return m

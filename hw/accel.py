@@ -217,25 +217,19 @@ class Accelerator(wiring.Component):
         src_a, src_b = Signal(signed(19)), Signal(signed(19))
         bias = Signal(signed(11))          # an MVM's bias address, c - 1
         # Each operand range's end, registered beside its start so that CHECK only compares.
-        # `offset + count` comes from the instruction alone: it is added in DECODE, from the
-        # fetched word, so an end costs ADDRESS one adder, as a start does (two in series
-        # were among the k = 16 design's late paths: Fmax). Bit 5 of the opcode tells the
-        # vector operations (count n) from the MVMs (counts m, m2; Op's encoding).
-        fetched = InstructionLayout(imem_r.data)
-        count_a = Mux(fetched.op[5], fetched.n, fetched.m)
-        count_b = Mux(fetched.op[5], fetched.n, fetched.m2)
-        spans = [Signal(signed(19), name=f"{n}_span") for n in ("dst", "a", "b")]
-        decode = [spans[0].eq(fetched.dst + fetched.n), spans[1].eq(fetched.a + count_a),
-                  spans[2].eq(fetched.b + count_b)]                  # registered in DECODE
+        # `offset + count` comes from the instruction alone, in parallel with the register
+        # select, so an end costs one more adder level, not two. Bit 5 of the opcode tells
+        # the vector operations (count n) from the MVMs (counts m, m2; Op's encoding).
+        count_a, count_b = Mux(ins.op[5], ins.n, ins.m), Mux(ins.op[5], ins.n, ins.m2)
         dst_end, a_end, b_end = (Signal(signed(20), name=n) for n in ("dst_end", "a_end", "b_end"))
         bias_end = Signal(signed(14))
         m_total = Signal(13)               # an MVM's input blocks, m + m2
         resolve = [m_total.eq(ins.m + ins.m2),
                    dst.eq(base(ins.dst_reg) + ins.dst), src_a.eq(base(ins.a_reg) + ins.a),
                    src_b.eq(base(ins.b_reg) + ins.b), bias.eq(ins.c - 1),
-                   dst_end.eq(base(ins.dst_reg) + spans[0]),
-                   a_end.eq(base(ins.a_reg) + spans[1]),
-                   b_end.eq(base(ins.b_reg) + spans[2]),
+                   dst_end.eq(base(ins.dst_reg) + (ins.dst + ins.n)),
+                   a_end.eq(base(ins.a_reg) + (ins.a + count_a)),
+                   b_end.eq(base(ins.b_reg) + (ins.b + count_b)),
                    bias_end.eq(ins.c - 1 + ins.n)]                # registered in state ADDRESS
         op = ins.op
         # The instruction's kind, registered: it fans out into every engine's handshake, so
@@ -416,14 +410,6 @@ class Accelerator(wiring.Component):
             with m.If(reading & is_vector):
                 m.d.sync += counters[3].eq(counters[3] + 1)
 
-        # The instruction memory reads the pc all the time (no state select before it), and
-        # `ins` loads in DECODE from a flag of its own, not a decode of the state: 128 clock
-        # enables (both were among the k = 16 design's late paths: Fmax).
-        decoding = Signal()
-        m.d.comb += imem_r.addr.eq(self.pc)
-        with m.If(decoding):
-            m.d.sync += ins.eq(imem_r.data)
-
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(take & (kind == Host.START)):
@@ -431,10 +417,11 @@ class Accelerator(wiring.Component):
                                  self.error.eq(0)] + [c.eq(0) for c in counters]
                     m.next = "FETCH"
             with m.State("FETCH"):
-                m.d.sync += decoding.eq(1)
+                m.d.comb += imem_r.addr.eq(self.pc)
                 m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [decoding.eq(0), written.eq(0)] + decode
+                m.d.comb += imem_r.addr.eq(self.pc)
+                m.d.sync += [ins.eq(imem_r.data), written.eq(0)]
                 m.next = "ADDRESS"
             # Three registered steps before EXECUTE keep the address adders and the bounds
             # checks off the paths into the engines (Fmax, docs/fmax-history.md).
