@@ -410,18 +410,25 @@ def place_and_route(pnr: list[str], out: Path, inputs: list[str], seeds: list[in
 
 
 _ROUTER2_ITERATION = re.compile(r"iter=(\d+) .*?overused=(\d+)(?: .*?tmgfail=(\d+))?")
+_FMAX_LINE = re.compile(r"Max frequency for clock .*?: ([\d.]+) MHz")
 
 
 def router_state(log: Path) -> str:
-    """Where router2 was when it was stopped, from the last iteration in its ``log``:
-    ``""`` if it logged none. A routing with no overused wire that is still ripped up for
+    """Where router2 was when it was stopped, from the last iteration in its ``log``
+    (and the final Fmax if routing had finished): ``""`` if it logged none. A routing with no overused wire that is still ripped up for
     timing is one router2 finishes by itself: it stops ripping up at iteration 1,500."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    last = next((found for line in reversed(lines)
-                 if (found := _ROUTER2_ITERATION.search(line))), None)
+    at, last = next(((n, found) for n, line in reversed(list(enumerate(lines)))
+                     if (found := _ROUTER2_ITERATION.search(line))), (0, None))
     if last is None:
         return ""
     iteration, overused, failing = (int(n) if n else 0 for n in last.groups())
+    # after routing nextpnr times the design again (the placement's estimate comes before)
+    routed = next((found[1] for line in lines[at:] if (found := _FMAX_LINE.search(line))), None)
+    if routed:
+        return (f"; router2 had finished (iteration {iteration:,}) and nextpnr's final timing "
+                f"gave {routed} MHz: the limit stopped it while it wrote its outputs, so a "
+                f"slightly longer --pnr-minutes gives the bitstream")
     if overused == 0 and failing:
         return (f"; router2 had a legal routing and was ripping it up for timing at "
                 f"iteration {iteration:,}, {failing} connections short of the target: it "

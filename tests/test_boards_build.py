@@ -309,8 +309,9 @@ def test_a_seed_sweep_keeps_going_past_a_stalled_or_failed_seed(tmp_path):
 
 def test_a_stopped_seed_says_where_router2_was(tmp_path):
     """A seed stopped by `--pnr-minutes` says what router2 was doing (its last iteration,
-    lines as nextpnr 0.11 logs them): still overused wires, or a legal routing it was
-    ripping up for timing, which it ends by itself at iteration 1,500."""
+    lines as nextpnr 0.11 logs them): still overused wires, a legal routing it was
+    ripping up for timing, which it ends by itself at iteration 1,500, or a finished
+    routing whose final Fmax nextpnr had logged."""
     log = tmp_path / "top.tim"
     assert build.router_state(log) == ""                         # no log
     log.write_text("Info: Running router2...\n")
@@ -319,13 +320,19 @@ def test_a_stopped_seed_says_where_router2_was(tmp_path):
         "Info:     iter=62 wires=492954 overused=637 overuse=638 tmgfail=1329 archfail=NA\n"
         "Info:     iter=63 wires=493630 overused=606 overuse=606 tmgfail=1202 archfail=NA\n")
     assert build.router_state(log) == "; router2 was at iteration 63 with 606 overused wires"
-    log.write_text("Info:     iter=1217 wires=470878 overused=0 overuse=0 tmgfail=23 "
-                   "archfail=NA\nInfo: Max frequency for clock 'clk': 70.75 MHz\n")
+    log.write_text("Info: Max frequency for clock 'clk': 70.75 MHz (FAIL at 102.01 MHz)\n"
+                   "Info:     iter=1217 wires=470878 overused=0 overuse=0 tmgfail=23 "
+                   "archfail=NA\n")
     assert "legal routing" in build.router_state(log)
     assert "iteration 1,217, 23 connections short" in build.router_state(log)
     assert "longer --pnr-minutes" in build.router_state(log)
     log.write_text("Info:     iter=17 wires=478008 overused=1177 overuse=1177 archfail=NA\n")
     assert build.router_state(log).endswith("iteration 17 with 1,177 overused wires")
+    log.write_text("Info:     iter=1500 wires=577828 overused=0 overuse=0 tmgfail=0 archfail=0\n"
+                   "Info: Router2 time 2286.39s\n"
+                   "Warning: Max frequency for clock '$glbnet$clk': 78.38 MHz (FAIL at 102.01 MHz)\n")
+    assert "router2 had finished (iteration 1,500) and nextpnr's final timing gave 78.38 MHz" \
+        in build.router_state(log)
 
 
 def test_collision_free_memories_carry_no_bypass_logic(tmp_path):
