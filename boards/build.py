@@ -414,9 +414,10 @@ _FMAX_LINE = re.compile(r"Max frequency for clock .*?: ([\d.]+) MHz")
 
 
 def router_state(log: Path) -> str:
-    """Where router2 was when it was stopped, from the last iteration in its ``log``
-    (and the final Fmax if routing had finished): ``""`` if it logged none. A routing with no overused wire that is still ripped up for
-    timing is one router2 finishes by itself: it stops ripping up at iteration 1,500."""
+    """Where router2 was when it was stopped, from the last iteration in its ``log`` (and
+    the final Fmax if routing had finished): ``""`` if it logged none. A routing with no
+    overused wire that is still ripped up for timing is one router2 finishes by itself:
+    it stops ripping up at iteration 1,500."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
     at, last = next(((n, found) for n, line in reversed(list(enumerate(lines)))
                      if (found := _ROUTER2_ITERATION.search(line))), (0, None))
