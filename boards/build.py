@@ -418,17 +418,16 @@ def router_state(log: Path) -> str:
     the final Fmax if routing had finished): ``""`` if it logged none. A routing with no
     overused wire that is still ripped up for timing is one router2 finishes by itself:
     it stops ripping up at iteration 1,500."""
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    at, last = next(((n, found) for n, line in reversed(list(enumerate(lines)))
-                     if (found := _ROUTER2_ITERATION.search(line))), (0, None))
-    if last is None:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    iterations = list(_ROUTER2_ITERATION.finditer(text))
+    if not iterations:
         return ""
+    last = iterations[-1]
     iteration, overused, failing = (int(n) if n else 0 for n in last.groups())
     # after routing nextpnr times the design again (the placement's estimate comes before)
-    routed = next((found[1] for line in lines[at:] if (found := _FMAX_LINE.search(line))), None)
-    if routed:
+    if routed := _FMAX_LINE.search(text, last.end()):
         return (f"; router2 had finished (iteration {iteration:,}) and nextpnr's final timing "
-                f"gave {routed} MHz: the limit stopped it while it wrote its outputs, so a "
+                f"gave {routed[1]} MHz: the limit stopped it while it wrote its outputs, so a "
                 f"slightly longer --pnr-minutes gives the bitstream")
     if overused == 0 and failing:
         return (f"; router2 had a legal routing and was ripping it up for timing at "
